@@ -1,0 +1,1 @@
+"""tradewire benchmarks: ``make bench`` (``python -m bench``)."""

@@ -1,0 +1,5 @@
+"""``python -m tradewire`` is the ``tradewire`` command."""
+
+from tradewire.cli import main
+
+main()

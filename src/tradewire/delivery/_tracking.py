@@ -1,0 +1,96 @@
+"""Book-keeping of the engine: one mutable record per pending event, and its timers."""
+
+from __future__ import annotations
+
+import heapq
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from tradewire.delivery.actions import SendAck
+from tradewire.delivery.model import ChannelType, Event
+from tradewire.delivery.states import DeliveryState
+
+__all__ = ["PendingDelivery", "SettledWindow", "TimerQueue"]
+
+
+@dataclass(slots=True, eq=False)
+class PendingDelivery:
+    """Everything the engine remembers about one unfinished event."""
+
+    event: Event
+    seq: int
+    """Acceptance order; ties between timers and flushes are broken by it."""
+    accepted_at_ms: int
+    state: DeliveryState
+    stop_at_ms: int | None
+    attempt: int = 0
+    """Number of the last attempt started (1-based, over all channels and rounds)."""
+    channel: ChannelType | None = None
+    """Channel of the last attempt started."""
+    rounds: int = 0
+    """Rounds that tried at least one channel and ended without delivery."""
+    tried: set[ChannelType] = field(default_factory=set)
+    """Channels tried in the current round."""
+    dead: set[ChannelType] = field(default_factory=set)
+    """Channels that failed permanently for this event."""
+    awaiting_ack_on: dict[ChannelType, int] = field(default_factory=dict)
+    """Channel -> attempt that reached the client and may still be acked."""
+    not_before: dict[ChannelType, int] = field(default_factory=dict)
+    """Channel -> earliest time it may be tried again (its ``retry_after``)."""
+    timer_token: int = 0
+    """Token of the one live timer; older heap entries are stale."""
+
+
+class TimerQueue:
+    """One live timer per event on a heap; rescheduling leaves stale entries behind."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, int, PendingDelivery]] = []
+        self._next_token = 0
+
+    def schedule(self, delivery: PendingDelivery, at_ms: int) -> None:
+        """Make ``at_ms`` the only live timer of ``delivery``."""
+        self._next_token += 1
+        delivery.timer_token = self._next_token
+        heapq.heappush(self._heap, (at_ms, delivery.seq, self._next_token, delivery))
+
+    def cancel(self, delivery: PendingDelivery) -> None:
+        """Forget the live timer of ``delivery``."""
+        delivery.timer_token = 0
+
+    def _drop_stale(self) -> None:
+        while self._heap and self._heap[0][3].timer_token != self._heap[0][2]:
+            heapq.heappop(self._heap)
+
+    def next_at(self) -> int | None:
+        """When the earliest live timer fires, if any."""
+        self._drop_stale()
+        return self._heap[0][0] if self._heap else None
+
+    def pop_due(self, now_ms: int) -> PendingDelivery | None:
+        """The next delivery whose live timer is due at ``now_ms``, or ``None``."""
+        self._drop_stale()
+        if not self._heap or self._heap[0][0] > now_ms:
+            return None
+        delivery = heapq.heappop(self._heap)[3]
+        delivery.timer_token = 0
+        return delivery
+
+
+class SettledWindow:
+    """The final ack of the last ``capacity`` finished events, to answer duplicates."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._entries: OrderedDict[str, tuple[DeliveryState, SendAck]] = OrderedDict()
+
+    def remember(self, event_id: str, state: DeliveryState, ack: SendAck) -> None:
+        """Keep ``ack`` for ``event_id``, forgetting the oldest entry when full."""
+        self._entries[event_id] = (state, ack)
+        self._entries.move_to_end(event_id)
+        while len(self._entries) > self._capacity:
+            self._entries.popitem(last=False)
+
+    def get(self, event_id: str) -> tuple[DeliveryState, SendAck] | None:
+        """The remembered state and final ack of ``event_id``, if still in the window."""
+        return self._entries.get(event_id)

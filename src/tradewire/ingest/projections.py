@@ -1,0 +1,383 @@
+"""SQL of the ingest projections: one function per fact, run in the append transaction.
+
+Every statement is portable (SQLite >= 3.24 and PostgreSQL): ``?``
+placeholders (the PostgreSQL adapter translates them), ``INSERT ... ON
+CONFLICT (...) DO UPDATE SET col = excluded.col`` upserts, no ``REPLACE``, no
+``INSERT OR IGNORE``. Each function returns a :class:`~tradewire.store.Refusal`
+when the fact contradicts what is stored (the writer then rolls the whole
+record back), else ``None``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+from tradewire.ingest.order_status import TERMINAL_RANK, normalize_status, status_rank
+from tradewire.ingest.values import (
+    fingerprint,
+    json_text,
+    money_text,
+    opt,
+    utc_text,
+    utc_text_or,
+)
+from tradewire.store import Refusal, SqlExecutor
+from tradewire.wire.ingest_payloads import (
+    AccountUpdate,
+    Execution,
+    MarketData,
+    OcoGroup,
+    Order,
+    PositionUpdate,
+    StrategyInstance,
+)
+
+__all__ = [
+    "Fact",
+    "project_account",
+    "project_execution",
+    "project_instance",
+    "project_market_data",
+    "project_oco_group",
+    "project_order",
+    "project_position",
+    "project_run_event",
+    "touch_run",
+]
+
+
+class Fact(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a projected fact comes from: the record and its ingest event."""
+
+    seq: int
+    user_id: str | None
+    run_id: str
+    event_utc: str
+    path: str = "payload.payload_json"
+    ordinal: int = 0
+
+
+# --- runs -------------------------------------------------------------------------
+
+_RUN_OWNER: Final = "SELECT user_id FROM runs WHERE run_id = ?"
+_RUN_INSERT: Final = (
+    "INSERT INTO runs (run_id, user_id, status, first_seen_utc, first_seq) "
+    "VALUES (?, ?, 'CREATED', ?, ?) ON CONFLICT (run_id) DO NOTHING"
+)
+_RUN_STARTED: Final = (
+    "UPDATE runs SET status = ?, started_utc = COALESCE(started_utc, ?), "
+    "strategy_id = COALESCE(?, strategy_id), instance_id = COALESCE(?, instance_id) "
+    "WHERE run_id = ?"
+)
+_RUN_ENDED: Final = (
+    "UPDATE runs SET status = ?, ended_utc = ?, "
+    "strategy_id = COALESCE(?, strategy_id), instance_id = COALESCE(?, instance_id) "
+    "WHERE run_id = ?"
+)
+
+
+def touch_run(db: SqlExecutor, fact: Fact) -> Refusal | None:
+    """Create the run on first sight (owned by the key's user); refuse someone else's run."""
+    row = db.execute(_RUN_OWNER, (fact.run_id,)).fetchone()
+    if row is None:
+        db.execute(_RUN_INSERT, (fact.run_id, fact.user_id, fact.event_utc, fact.seq))
+        return None
+    owner = row[0]
+    if owner is not None and fact.user_id is not None and owner != fact.user_id:
+        return Refusal(
+            code="RUN_NOT_OWNED",
+            message=f"Run {fact.run_id!r} belongs to another user: "
+            "write it with its owner's key, or use a new run_id.",
+            field="payload.run_id",
+        )
+    return None
+
+
+def project_run_event(
+    db: SqlExecutor, fact: Fact, event: str, extra: dict[str, object]
+) -> Refusal | None:
+    """``run_started`` / ``run_ended`` (also ``run_completed``, ``run_failed``)."""
+    strategy_id = _text_or_none(extra.get("strategy_id"))
+    instance_id = _text_or_none(extra.get("instance_id"))
+    status = _text_or_none(extra.get("status"))
+    if event == "run_started":
+        args = (status or "RUNNING", fact.event_utc, strategy_id, instance_id, fact.run_id)
+        db.execute(_RUN_STARTED, args)
+    elif event in ("run_ended", "run_completed", "run_failed"):
+        default = {"run_failed": "FAILED"}.get(event, "ENDED")
+        args = (status or default, fact.event_utc, strategy_id, instance_id, fact.run_id)
+        db.execute(_RUN_ENDED, args)
+    return None
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+# --- strategies and instances ---------------------------------------------------------
+
+_STRATEGY_UPSERT: Final = (
+    "INSERT INTO strategies (strategy_id, user_id, first_seq, last_seq) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (strategy_id) DO UPDATE SET last_seq = excluded.last_seq"
+)
+_INSTANCE_UPSERT: Final = (
+    "INSERT INTO instances (instance_id, strategy_id, user_id, run_id, instance_name, "
+    "parameters_json, symbols_json, timeframe, venue, created_utc, updated_utc, last_seq) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id) DO UPDATE SET "
+    "strategy_id = excluded.strategy_id, run_id = excluded.run_id, "
+    "instance_name = COALESCE(excluded.instance_name, instances.instance_name), "
+    "parameters_json = COALESCE(excluded.parameters_json, instances.parameters_json), "
+    "symbols_json = COALESCE(excluded.symbols_json, instances.symbols_json), "
+    "timeframe = COALESCE(excluded.timeframe, instances.timeframe), "
+    "venue = COALESCE(excluded.venue, instances.venue), "
+    "created_utc = COALESCE(instances.created_utc, excluded.created_utc), "
+    "updated_utc = excluded.updated_utc, last_seq = excluded.last_seq"
+)
+_RUN_INSTANCE: Final = (
+    "UPDATE runs SET strategy_id = COALESCE(strategy_id, ?), "
+    "instance_id = COALESCE(instance_id, ?) WHERE run_id = ?"
+)
+
+
+def project_instance(db: SqlExecutor, fact: Fact, instance: StrategyInstance) -> Refusal | None:
+    """``instance_updated``: upsert the instance and its strategy; link the run."""
+    db.execute(_STRATEGY_UPSERT, (instance.strategy_id, fact.user_id, fact.seq, fact.seq))
+    created = instance.created_utc
+    db.execute(
+        _INSTANCE_UPSERT,
+        (
+            instance.instance_id,
+            instance.strategy_id,
+            fact.user_id,
+            fact.run_id,
+            opt(instance.instance_name),
+            json_text(instance.parameters_json),
+            json_text(instance.symbols_json),
+            opt(instance.timeframe),
+            opt(instance.venue),
+            utc_text(created) if isinstance(created, str) else None,
+            fact.event_utc,
+            fact.seq,
+        ),
+    )
+    db.execute(_RUN_INSTANCE, (instance.strategy_id, instance.instance_id, fact.run_id))
+    return None
+
+
+# --- orders -----------------------------------------------------------------------
+
+# One statement per order event: insert, or update only when the status may move
+# (the WHERE clause is decide_status() in SQL: never backwards, terminal is final).
+_ORDER_UPSERT: Final = (
+    "INSERT INTO orders (order_id, run_id, user_id, symbol, side, order_type, quantity, price, "
+    "stop_price, time_in_force, status, status_rank, submit_time, event_utc, parent_order_id, "
+    "strategy_id, account_id, first_seq, last_seq) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (order_id) DO UPDATE SET symbol = excluded.symbol, side = excluded.side, "
+    "order_type = COALESCE(excluded.order_type, orders.order_type), "
+    "quantity = excluded.quantity, price = COALESCE(excluded.price, orders.price), "
+    "stop_price = COALESCE(excluded.stop_price, orders.stop_price), "
+    "time_in_force = COALESCE(excluded.time_in_force, orders.time_in_force), "
+    "status = excluded.status, status_rank = excluded.status_rank, "
+    "submit_time = COALESCE(orders.submit_time, excluded.submit_time), "
+    "event_utc = excluded.event_utc, "
+    "parent_order_id = COALESCE(excluded.parent_order_id, orders.parent_order_id), "
+    "strategy_id = COALESCE(excluded.strategy_id, orders.strategy_id), "
+    "account_id = COALESCE(excluded.account_id, orders.account_id), "
+    f"last_seq = excluded.last_seq WHERE orders.status_rank < {TERMINAL_RANK} "
+    "AND excluded.status_rank >= orders.status_rank"
+)
+_ORDER_HISTORY: Final = (
+    "INSERT INTO order_status_history (order_id, seq, ordinal, status, applied, event_utc) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+def project_order(db: SqlExecutor, fact: Fact, order: Order) -> Refusal | None:
+    """Upsert the order; its status only moves forward (see :mod:`.order_status`)."""
+    status = normalize_status(opt(order.status))
+    submit = order.submit_time
+    cursor = db.execute(
+        _ORDER_UPSERT,
+        (
+            *(order.order_id, fact.run_id, fact.user_id, order.symbol, order.side),
+            *(opt(order.order_type), money_text(order.quantity), money_text(order.price)),
+            *(money_text(order.stop_price), opt(order.time_in_force), status, status_rank(status)),
+            *(utc_text(submit) if isinstance(submit, str) else None, fact.event_utc),
+            *(opt(order.parent_order_id), opt(order.strategy_id), opt(order.account_id)),
+            *(fact.seq, fact.seq),
+        ),
+    )
+    applied = int(cursor.rowcount > 0)
+    history = (order.order_id, fact.seq, fact.ordinal, status, applied, fact.event_utc)
+    db.execute(_ORDER_HISTORY, history)
+    return None
+
+
+# --- executions ---------------------------------------------------------------------
+
+_EXECUTION_INSERT: Final = (
+    "INSERT INTO executions (execution_id, order_id, run_id, user_id, symbol, side, quantity, "
+    "price, commission, fee, fee_currency, exec_time, strategy_id, account_id, "
+    "liquidity_flag, fingerprint, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (execution_id) DO NOTHING"
+)
+_EXECUTION_PRINT: Final = "SELECT fingerprint FROM executions WHERE execution_id = ?"
+
+
+def project_execution(db: SqlExecutor, fact: Fact, fill: Execution) -> Refusal | None:
+    """Store a fill once; the same ``execution_id`` with other values is refused."""
+    exec_time = utc_text_or(fill.exec_time, fact.event_utc)
+    values = (
+        fill.order_id,
+        fact.run_id,
+        opt(fill.symbol),
+        opt(fill.side),
+        fill.quantity,
+        fill.price,
+        opt(fill.commission),
+        opt(fill.fee),
+        opt(fill.fee_currency),
+        exec_time,
+    )
+    printed = fingerprint(*values)
+    cursor = db.execute(
+        _EXECUTION_INSERT,
+        (
+            *(fill.execution_id, fill.order_id, fact.run_id, fact.user_id, opt(fill.symbol)),
+            *(opt(fill.side), money_text(fill.quantity), money_text(fill.price)),
+            *(money_text(fill.commission), money_text(fill.fee), opt(fill.fee_currency)),
+            *(exec_time, opt(fill.strategy_id), opt(fill.account_id), opt(fill.liquidity_flag)),
+            *(printed, fact.seq),
+        ),
+    )
+    if cursor.rowcount:
+        return None
+    row = db.execute(_EXECUTION_PRINT, (fill.execution_id,)).fetchone()
+    if row is not None and row[0] == printed:
+        return None  # the same fill again: idempotent
+    return Refusal(
+        code="EXECUTION_CONFLICT",
+        message=f"Execution {fill.execution_id!r} is already stored with different values "
+        "(order, run, symbol, side, quantity, price, fees or time): a fill is immutable; "
+        "send a correction as a new execution_id.",
+        field=f"{fact.path}.execution_id",
+    )
+
+
+# --- OCO groups ---------------------------------------------------------------------
+
+_OCO_UPSERT: Final = (
+    "INSERT INTO oco_groups (oco_group_id, run_id, user_id, created_utc, label, "
+    "order_ids_json, extra_json, last_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (oco_group_id) DO UPDATE SET label = COALESCE(excluded.label, oco_groups.label), "
+    "order_ids_json = excluded.order_ids_json, "
+    "extra_json = COALESCE(excluded.extra_json, oco_groups.extra_json), "
+    "last_seq = excluded.last_seq"
+)
+
+
+def project_oco_group(db: SqlExecutor, fact: Fact, group: OcoGroup) -> Refusal | None:
+    """Upsert an OCO group (its own ``run_id`` when given, else the event's)."""
+    run_id = group.run_id if isinstance(group.run_id, str) else fact.run_id
+    db.execute(
+        _OCO_UPSERT,
+        (
+            group.oco_group_id,
+            run_id,
+            fact.user_id,
+            utc_text_or(group.created_utc, fact.event_utc),
+            opt(group.label),
+            json_text(group.order_ids),
+            json_text(group.extra_json),
+            fact.seq,
+        ),
+    )
+    return None
+
+
+# --- market data --------------------------------------------------------------------
+
+_SERIES_INSERT: Final = (
+    "INSERT INTO series (series_id, symbol, timeframe, run_id, user_id) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (series_id) DO NOTHING"
+)
+_BAR_UPSERT: Final = (
+    "INSERT INTO bars (series_id, ts_utc, symbol, timeframe, run_id, open, high, low, close, "
+    "volume, last_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (series_id, ts_utc) DO UPDATE SET open = excluded.open, "
+    "high = excluded.high, low = excluded.low, close = excluded.close, "
+    "volume = excluded.volume, last_seq = excluded.last_seq"
+)
+
+
+def project_market_data(db: SqlExecutor, fact: Fact, data: MarketData) -> Refusal | None:
+    """Upsert the series and its bar at ``bar.ts_utc`` (a later bar replaces it)."""
+    series = (data.series_id, data.symbol, data.timeframe, fact.run_id)
+    db.execute(_SERIES_INSERT, (*series, fact.user_id))
+    bar = data.bar
+    db.execute(
+        _BAR_UPSERT,
+        (
+            *(data.series_id, utc_text(bar.ts_utc), data.symbol, data.timeframe, fact.run_id),
+            *(money_text(v) for v in (bar.open, bar.high, bar.low, bar.close, bar.volume)),
+            fact.seq,
+        ),
+    )
+    return None
+
+
+# --- accounts and positions ------------------------------------------------------------
+
+_ACCOUNT_UPSERT: Final = (
+    "INSERT INTO accounts (run_id, account_id, user_id, currency, balance, equity, margin, "
+    "free_margin, unrealized_pnl, realized_pnl, updated_utc, last_seq) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, account_id) DO UPDATE SET "
+    "currency = COALESCE(excluded.currency, accounts.currency), balance = excluded.balance, "
+    "equity = excluded.equity, margin = excluded.margin, free_margin = excluded.free_margin, "
+    "unrealized_pnl = excluded.unrealized_pnl, realized_pnl = excluded.realized_pnl, "
+    "updated_utc = excluded.updated_utc, last_seq = excluded.last_seq"
+)
+_POSITION_UPSERT: Final = (
+    "INSERT INTO positions (run_id, account_id, symbol, user_id, side, quantity, avg_price, "
+    "unrealized_pnl, realized_pnl, position_id, updated_utc, last_seq) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (run_id, account_id, symbol) DO UPDATE SET side = excluded.side, "
+    "quantity = excluded.quantity, avg_price = excluded.avg_price, "
+    "unrealized_pnl = excluded.unrealized_pnl, realized_pnl = excluded.realized_pnl, "
+    "position_id = COALESCE(excluded.position_id, positions.position_id), "
+    "updated_utc = excluded.updated_utc, last_seq = excluded.last_seq"
+)
+
+
+def project_account(db: SqlExecutor, fact: Fact, account: AccountUpdate) -> Refusal | None:
+    """Replace the account's snapshot in this run."""
+    money = (account.balance, account.equity, account.margin, account.free_margin)
+    pnl = (account.unrealized_pnl, account.realized_pnl)
+    db.execute(
+        _ACCOUNT_UPSERT,
+        (
+            *(fact.run_id, account.account_id, fact.user_id, opt(account.currency)),
+            *(money_text(v) for v in (*money, *pnl)),
+            *(utc_text_or(account.updated_utc, fact.event_utc), fact.seq),
+        ),
+    )
+    return None
+
+
+def project_position(db: SqlExecutor, fact: Fact, position: PositionUpdate) -> Refusal | None:
+    """Replace the snapshot of one position (account ``""`` when none is named)."""
+    account = position.account_id if isinstance(position.account_id, str) else ""
+    amounts = (position.quantity, position.avg_price, position.unrealized_pnl)
+    db.execute(
+        _POSITION_UPSERT,
+        (
+            *(fact.run_id, account, position.symbol, fact.user_id, position.side),
+            *(money_text(v) for v in (*amounts, position.realized_pnl)),
+            *(opt(position.position_id), utc_text_or(position.updated_utc, fact.event_utc)),
+            fact.seq,
+        ),
+    )
+    return None

@@ -1,0 +1,449 @@
+"""The asyncio driver of the delivery engine: ZeroMQ in, sessions out.
+
+Theory of operation
+-------------------
+One task, :meth:`DeliveryDriver.run`, owns the :class:`DeliveryEngine`; no
+other coroutine touches it. Everything that happens (frames from the ROUTER
+and the SUB, sessions opening, closing and acking, channel results, timers)
+becomes an *input* on one queue. Each turn the driver takes **every** input
+queued, feeds them all to the engine, and carries out the resulting actions
+in two phases:
+
+1. every store write of the turn (``Persist``, ``RecordAttempt``,
+   ``Settle``) goes to the store in one ``append_many``: one group commit;
+2. only then the sends, in order: ``SendTo`` pushes to live sessions or
+   starts a channel adapter; ``SendAck`` writes an ``EventAck`` to the
+   container's DEALER.
+
+So nothing is acknowledged before it is durable, and one commit is shared
+by everything that arrived while the previous turn committed. Actions that
+the engine returns in reaction (``persisted`` after a commit, the result of
+a session push) are carried out in the same turn. INFORMATIONAL events never
+touch the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeAlias
+
+import zmq
+import zmq.asyncio
+
+from tradewire.delivery import (
+    AckStatus,
+    Action,
+    Channel,
+    ChannelType,
+    Delivered,
+    DeliveryEngine,
+    Event,
+    LocalPresence,
+    PermanentFailure,
+    Persist,
+    Priority,
+    RecordAttempt,
+    Retryable,
+    SendAck,
+    SendTo,
+    Settle,
+)
+from tradewire.delivery.config import DeliveryConfig
+from tradewire.server.delivery_store import (
+    RESTORE_ONE_SQL,
+    RESTORE_SQL,
+    DeliveryProjector,
+    attempt_record,
+    domain_event,
+    settle_record,
+    stored_delivery,
+    user_event_record,
+)
+from tradewire.server.metrics import GatewayMetrics
+from tradewire.server.session_ws import LiveSession
+from tradewire.sessions.protocol import encode_user_event
+from tradewire.sessions.registry import SessionRegistry
+from tradewire.store import Record
+from tradewire.store.sqlite import SqliteStore
+from tradewire.wire import (
+    EventAck,
+    Rejection,
+    decode_fast_path,
+    decode_user_event,
+    encode_event_ack,
+)
+
+__all__ = ["DeliveryDriver", "DeliveryProjector"]
+
+log = logging.getLogger("tradewire.delivery")
+
+MAX_FRAMES_PER_TURN = 4096
+SENDER_MEMORY = 1_000_000
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    identity: bytes | None  # None: came over the SUB fast path
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class _Opened:
+    session: LiveSession
+
+
+@dataclass(frozen=True, slots=True)
+class _Closed:
+    session: LiveSession
+
+
+@dataclass(frozen=True, slots=True)
+class _Acked:
+    user_id: str
+    event_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Result:
+    event_id: str
+    channel: ChannelType
+    attempt: int
+    outcome: Delivered | Retryable | PermanentFailure
+
+
+_Input: TypeAlias = _Frame | _Opened | _Closed | _Acked | _Result
+
+
+class DeliveryDriver:
+    """Pumps the ROUTER and SUB sockets and live sessions through the engine."""
+
+    def __init__(
+        self,
+        *,
+        store: SqliteStore,
+        router: zmq.asyncio.Socket,
+        sub: zmq.asyncio.Socket,
+        metrics: GatewayMetrics,
+        config: DeliveryConfig,
+        channels: dict[ChannelType, Channel] | None = None,
+        max_frame_bytes: int,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.store = store
+        self.router = router
+        self.sub = sub
+        self.metrics = metrics
+        self.channels = dict(channels or {})
+        self.presence = LocalPresence()
+        self.engine = DeliveryEngine(config, self.presence)
+        self.sessions: SessionRegistry[LiveSession] = SessionRegistry()
+        self.max_frame_bytes = max_frame_bytes
+        self.clock = clock
+        self._inputs: list[_Input] = []
+        self._wake = asyncio.Event()
+        self._senders: OrderedDict[str, bytes] = OrderedDict()
+        self._router_sync: zmq.Socket[bytes] = zmq.Socket.shadow(router.underlying)
+        self._sub_sync: zmq.Socket[bytes] = zmq.Socket.shadow(sub.underlying)
+        self._channel_tasks: set[asyncio.Task[None]] = set()
+
+    # -- inputs from the outside (any coroutine) ---------------------------
+
+    def _put(self, item: _Input) -> None:
+        self._inputs.append(item)
+        self._wake.set()
+
+    def session_opened(self, session: LiveSession) -> None:
+        """SessionListener: a live session opened."""
+        self._put(_Opened(session))
+
+    def session_closed(self, session: LiveSession) -> None:
+        """SessionListener: a live session closed."""
+        self._put(_Closed(session))
+
+    def session_acked(self, session: LiveSession, event_ids: tuple[str, ...]) -> None:
+        """SessionListener: the client acked events."""
+        self._put(_Acked(session.user_id, event_ids))
+
+    # -- tasks ---------------------------------------------------------------
+
+    async def restore(self) -> None:
+        """Load unfinished events (and recent finished ones, for dedup) from the store."""
+        recent = max(0, await self._max_delivery_seq() - self.engine.config.dedup_capacity)
+        after = 0
+        while rows := await self.store.query(RESTORE_SQL, (after, recent, 2000)):
+            stored = [stored_delivery(row[:6]) for row in rows]
+            after = int(rows[-1][6])
+            actions = self.engine.restore(stored, self.clock())
+            await self._carry_out(actions)
+        log.info("delivery restored", extra={"pending": self.engine.pending_count()})
+
+    async def _max_delivery_seq(self) -> int:
+        rows = await self.store.query("SELECT max(seq) FROM deliveries")
+        return int(rows[0][0] or 0)
+
+    async def run(self) -> None:
+        """The one task that drives the engine (until cancelled)."""
+        while True:
+            await self._wait_for_input()
+            inputs, self._inputs = self._inputs, []
+            now = self.clock()
+            actions: list[Action] = []
+            for item in inputs:
+                actions += self._feed(item, now)
+            actions += self.engine.tick(now)
+            await self._carry_out(actions)
+
+    async def _wait_for_input(self) -> None:
+        if self._inputs:
+            return
+        self._wake.clear()
+        deadline = self.engine.next_deadline()
+        timeout = None if deadline is None else max(0.0, (deadline - self.clock()) / 1000)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def pump_router(self) -> None:
+        """Read DEALER frames in batches; answer bad ones at once with ACK_ERROR."""
+        counter = self.metrics.zmq_frames.labels(socket="router")
+        while True:
+            batch = await _recv_batch(self.router, self._router_sync)
+            counter.inc(len(batch))
+            for parts in batch:
+                self._on_router_message(parts)
+
+    def _on_router_message(self, parts: list[bytes]) -> None:
+        if len(parts) != 2:
+            self.metrics.rejected.labels(endpoint="zmq_router", code="WRONG_FRAME_COUNT").inc()
+            if len(parts) > 2 or len(parts) == 1:
+                return
+        identity, frame = parts[0], parts[-1]
+        decoded = decode_user_event(frame, max_size=self.max_frame_bytes)
+        if isinstance(decoded, Rejection):
+            self.metrics.rejected.labels(endpoint="zmq_router", code=decoded.code).inc()
+            self._send_rejection(identity, decoded)
+            return
+        self._remember_sender(decoded.event_id, identity)
+        self._put(_Frame(identity, domain_event(decoded)))
+
+    def _send_rejection(self, identity: bytes, rejection: Rejection) -> None:
+        where = f" (field {rejection.field})" if rejection.field else ""
+        ack = EventAck(
+            event_id=rejection.msg_id or "",
+            status=AckStatus.ACK_ERROR,
+            error_message=f"{rejection.code}: {rejection.message}{where}",
+        )
+        self._send_frame(identity, encode_event_ack(ack))
+
+    async def pump_sub(self) -> None:
+        """Read fast-path frames; deliver only to users with a live session."""
+        counter = self.metrics.zmq_frames.labels(socket="sub")
+        while True:
+            batch = await _recv_batch(self.sub, self._sub_sync)
+            counter.inc(len(batch))
+            for parts in batch:
+                decoded = decode_fast_path(parts, max_size=self.max_frame_bytes)
+                if isinstance(decoded, Rejection):
+                    self.metrics.rejected.labels(endpoint="zmq_sub", code=decoded.code).inc()
+                elif not self.sessions.is_active(decoded.user_id):
+                    # a SUB subscription is a prefix: "u1" also matches "u10"
+                    self.metrics.rejected.labels(endpoint="zmq_sub", code="NO_SESSION").inc()
+                else:
+                    self._put(_Frame(None, domain_event(decoded)))
+
+    # -- engine inputs ------------------------------------------------------
+
+    def _feed(self, item: _Input, now: int) -> list[Action]:
+        engine = self.engine
+        if isinstance(item, _Frame):
+            return engine.accept(item.event, now)
+        if isinstance(item, _Acked):
+            actions: list[Action] = []
+            for event_id in item.event_ids:
+                actions += engine.client_acked(event_id, ChannelType.WEB, now)
+            return actions
+        if isinstance(item, _Result):
+            return engine.attempt_result(
+                item.event_id, item.channel, item.attempt, item.outcome, now
+            )
+        if isinstance(item, _Opened):
+            return self._open(item.session, now)
+        return self._close(item.session, now)
+
+    def _open(self, session: LiveSession, now: int) -> list[Action]:
+        if self.sessions.add(session.user_id, session):
+            self.sub.subscribe(session.user_id.encode())
+        self.metrics.sessions.inc()
+        if self.presence.open(session.user_id, ChannelType.WEB):
+            return self.engine.session_opened(session.user_id, ChannelType.WEB, now)
+        return []
+
+    def _close(self, session: LiveSession, now: int) -> list[Action]:
+        if self.sessions.remove(session.user_id, session):
+            self.sub.unsubscribe(session.user_id.encode())
+        self.metrics.sessions.dec()
+        if self.presence.close(session.user_id, ChannelType.WEB):
+            return self.engine.session_closed(session.user_id, ChannelType.WEB, now)
+        return []
+
+    # -- actions --------------------------------------------------------------
+
+    async def _carry_out(self, actions: list[Action]) -> None:
+        while actions:
+            writes = [a for a in actions if isinstance(a, Persist | RecordAttempt | Settle)]
+            fresh, known = await self._write(writes)
+            now = self.clock()
+            follow: list[Action] = []
+            for event_id in fresh:
+                follow += self.engine.persisted(event_id, now)
+            for event_id in known:
+                follow += await self._resume_stored(event_id, now)
+            for action in actions:
+                if isinstance(action, SendTo):
+                    follow += self._send_to(action, now)
+                elif isinstance(action, SendAck):
+                    self._send_ack(action)
+            actions = follow
+
+    async def _resume_stored(self, event_id: str, now: int) -> list[Action]:
+        """A "new" event the store already held (older than the dedup window)."""
+        rows = await self.store.query(RESTORE_ONE_SQL, (event_id,))
+        if not rows:  # stored but not projected yet: cannot happen within one writer
+            return self.engine.persisted(event_id, now)
+        return self.engine.already_stored(stored_delivery(rows[0]), now)
+
+    async def _write(
+        self, writes: list[Persist | RecordAttempt | Settle]
+    ) -> tuple[list[str], list[str]]:
+        """Append the turn's records in one commit; (newly persisted ids, already known ids)."""
+        # INFORMATIONAL events are never stored: neither their attempts nor their end.
+        fast = {
+            a.event.event_id
+            for a in writes
+            if isinstance(a, Settle) and a.event.priority is Priority.INFORMATIONAL
+        }
+        records: list[Record] = []
+        persist_slots: list[tuple[int, str]] = []
+        now = self.clock()
+        for action in writes:
+            if isinstance(action, Persist):
+                persist_slots.append((len(records), action.event.event_id))
+                records.append(user_event_record(action.event, now))
+            elif isinstance(action, Settle):
+                self.metrics.deliveries.labels(
+                    priority=action.event.priority.name, state=action.state.value
+                ).inc()
+                if action.event.event_id not in fast:
+                    records.append(settle_record(action))
+            elif action.event_id not in fast:
+                records.append(attempt_record(action, None))
+        results = await self.store.append_many(records) if records else []
+        fresh = [eid for slot, eid in persist_slots if not results[slot].duplicate]
+        known = [eid for slot, eid in persist_slots if results[slot].duplicate]
+        return fresh, known
+
+    def _send_to(self, action: SendTo, now: int) -> list[Action]:
+        event = action.event
+        if action.channel is ChannelType.WEB:
+            outcome = self._push_to_sessions(event, action.attempt, now)
+            return self.engine.attempt_result(
+                event.event_id, action.channel, action.attempt, outcome, now
+            )
+        adapter = self.channels.get(action.channel)
+        if adapter is None:
+            outcome_p = PermanentFailure(f"channel {action.channel.name} is not configured")
+            return self.engine.attempt_result(
+                event.event_id, action.channel, action.attempt, outcome_p, now
+            )
+        task = asyncio.create_task(self._run_channel(adapter, action))
+        self._channel_tasks.add(task)
+        task.add_done_callback(self._channel_tasks.discard)
+        return []
+
+    async def _run_channel(self, adapter: Channel, action: SendTo) -> None:
+        try:
+            outcome = await adapter.send(action.event, action.attempt)
+        except Exception as exc:  # an adapter bug must not stop delivery
+            log.exception("channel adapter raised", extra={"channel": action.channel.name})
+            outcome = Retryable(f"adapter error: {exc!r}")
+        self._put(_Result(action.event.event_id, action.channel, action.attempt, outcome))
+
+    def _push_to_sessions(
+        self, event: Event, attempt: int, now: int
+    ) -> Delivered | Retryable | PermanentFailure:
+        sessions = self.sessions.sessions_of(event.user_id)
+        guaranteed = event.priority is not Priority.INFORMATIONAL
+        data = encode_user_event(
+            event_id=event.event_id,
+            user_id=event.user_id,
+            event_type=event.event_type,
+            priority=int(event.priority),
+            timestamp_ms=event.timestamp_ms,
+            payload=event.payload,
+            attempt=attempt,
+            now_ms=now,
+        )
+        pushed = sum(session.push(data, guaranteed=guaranteed) for session in sessions)
+        if pushed:
+            return Delivered(ChannelType.WEB, needs_client_ack=guaranteed)
+        return Retryable("no live session took the event")
+
+    def _send_ack(self, action: SendAck) -> None:
+        identity = self._senders.get(action.event_id)
+        if identity is None:
+            return  # came over the fast path, or the sender is long gone
+        ack = EventAck(
+            event_id=action.event_id,
+            status=action.status,
+            error_message=action.error or "",
+            delivered_via=action.delivered_via or ChannelType.ACTIVE_SESSION,
+        )
+        self._send_frame(identity, encode_event_ack(ack))
+        if action.status is not action.status.QUEUED:
+            self._senders.pop(action.event_id, None)
+
+    def _remember_sender(self, event_id: str, identity: bytes) -> None:
+        self._senders[event_id] = identity
+        self._senders.move_to_end(event_id)
+        if len(self._senders) > SENDER_MEMORY:
+            self._senders.popitem(last=False)
+
+    def _send_frame(self, identity: bytes, frame: bytes) -> None:
+        try:
+            self._router_sync.send_multipart([identity, frame], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            self.metrics.rejected.labels(endpoint="zmq_router", code="ACK_NOT_SENT").inc()
+        # A send on the shadow can consume the edge-triggered wake-up that
+        # pump_router's pending recv waits for; reading EVENTS through the
+        # asyncio socket re-arms that recv (else the ROUTER is never read again).
+        self.router.get(zmq.EVENTS)
+
+    async def close(self) -> None:
+        """Cancel channel attempts in flight (they are retried after a restart)."""
+        for task in list(self._channel_tasks):
+            task.cancel()
+        await asyncio.gather(*self._channel_tasks, return_exceptions=True)
+
+
+async def _recv_batch(sock: zmq.asyncio.Socket, shadow: zmq.Socket[bytes]) -> list[list[bytes]]:
+    """One awaited message, then whatever else is already queued (bounded).
+
+    The rest is read through a synchronous shadow of the same socket: no
+    future per message, which is what keeps the hot path off asyncio.
+    """
+    batch = [await sock.recv_multipart()]
+    while len(batch) < MAX_FRAMES_PER_TURN:
+        try:
+            batch.append(shadow.recv_multipart(zmq.NOBLOCK))
+        except zmq.Again:
+            break
+    return batch

@@ -1,0 +1,304 @@
+"""Where user-event delivery meets the store (SQL adapter).
+
+Theory of operation: delivery state is event-sourced like everything else.
+A guaranteed event is appended to the ``user_event`` stream (its frame as
+received, key = event_id) before it is acknowledged QUEUED; every attempt
+and the final outcome are appended to the ``delivery`` stream. The
+:class:`DeliveryProjector` keeps two query tables in step inside the same
+transactions: ``deliveries`` (one row per event: state, attempts, channel
+that delivered) and ``delivery_attempts`` (the attempt log). After a restart
+the unfinished rows, with their frames, rebuild the engine's state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from tradewire.delivery import (
+    ChannelPreference,
+    ChannelType,
+    DeliveryState,
+    Event,
+    Priority,
+    RecordAttempt,
+    Settle,
+    StoredDelivery,
+)
+from tradewire.store import Record, Refusal, SqlExecutor, StoredRecord
+from tradewire.wire import ChannelPreference as WirePreference
+from tradewire.wire import EventType, UserEvent, decode_user_event, encode_user_event
+
+__all__ = [
+    "PENDING",
+    "DeliveryProjector",
+    "attempt_record",
+    "domain_event",
+    "settle_record",
+    "stored_delivery",
+    "user_event_record",
+]
+
+USER_EVENT_STREAM = "user_event"
+DELIVERY_STREAM = "delivery"
+PENDING = "pending"
+"""``deliveries.state`` of an event that has not settled yet."""
+
+
+class _AttemptBody(msgspec.Struct, array_like=True):
+    event_id: str
+    attempt: int
+    channel: int
+    outcome: str
+    error: str | None
+    at_ms: int
+
+
+class _SettleBody(msgspec.Struct, array_like=True):
+    event_id: str
+    state: str
+    delivered_via: int | None
+    reason: str | None
+    at_ms: int
+
+
+_attempt_decoder = msgspec.json.Decoder(_AttemptBody)
+_settle_decoder = msgspec.json.Decoder(_SettleBody)
+_encoder = msgspec.json.Encoder()
+
+
+def domain_event(wire: UserEvent) -> Event:
+    """The delivery core's view of a decoded ``UserEvent`` frame."""
+    return Event(
+        event_id=wire.event_id,
+        user_id=wire.user_id,
+        event_type=int(wire.event_type),
+        priority=wire.priority,
+        channels=tuple(ChannelPreference(c.channel, c.only_if_active) for c in wire.channels),
+        payload=wire.payload,
+        timestamp_ms=wire.timestamp_ms,
+    )
+
+
+def _wire_event(event: Event) -> UserEvent:
+    from tradewire.wire import ChannelType as WireChannel
+    from tradewire.wire import EventType
+    from tradewire.wire import Priority as WirePriority
+
+    return UserEvent(
+        user_id=event.user_id,
+        event_id=event.event_id,
+        timestamp_ms=event.timestamp_ms,
+        event_type=EventType(event.event_type),
+        payload=event.payload,
+        priority=WirePriority(int(event.priority)),
+        channels=tuple(
+            WirePreference(WireChannel(int(c.channel)), c.only_if_active) for c in event.channels
+        ),
+    )
+
+
+def user_event_record(event: Event, now_ms: int) -> Record:
+    """The record that makes a guaranteed event durable."""
+    return Record(
+        stream=USER_EVENT_STREAM,
+        key=event.event_id,
+        body=encode_user_event(_wire_event(event)),
+        kind=event.priority.name,
+        created_at_ms=now_ms,
+        user_id=event.user_id,
+    )
+
+
+def attempt_record(row: RecordAttempt, user_id: str | None) -> Record:
+    """The record of one attempt (idempotent per event, attempt, channel and outcome)."""
+    body = _AttemptBody(
+        row.event_id, row.attempt, int(row.channel), row.outcome.value, row.error, row.at_ms
+    )
+    return Record(
+        stream=DELIVERY_STREAM,
+        key=f"{row.event_id}/{row.attempt}/{int(row.channel)}/{row.outcome.value}",
+        body=_encoder.encode(body),
+        kind="attempt",
+        created_at_ms=row.at_ms,
+        user_id=user_id,
+    )
+
+
+def settle_record(action: Settle) -> Record:
+    """The record of an event's final state (one per event)."""
+    via = int(action.delivered_via) if action.delivered_via is not None else None
+    body = _SettleBody(action.event.event_id, action.state.value, via, action.reason, action.at_ms)
+    return Record(
+        stream=DELIVERY_STREAM,
+        key=f"{action.event.event_id}/final",
+        body=_encoder.encode(body),
+        kind="settle",
+        created_at_ms=action.at_ms,
+        user_id=action.event.user_id,
+    )
+
+
+_INSERT_DELIVERY = (
+    "INSERT INTO deliveries (event_id, user_id, event_type, priority, state, delivered_via,"
+    " attempts, reason, accepted_at_ms, updated_at_ms, seq)"
+    " VALUES (?, ?, ?, ?, ?, NULL, 0, NULL, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"
+)
+_INSERT_ATTEMPT = (
+    "INSERT INTO delivery_attempts (seq, event_id, attempt, channel, outcome, error, at_ms)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_COUNT_ATTEMPT = (
+    "UPDATE deliveries SET attempts = CASE WHEN attempts < ? THEN ? ELSE attempts END,"
+    " updated_at_ms = ? WHERE event_id = ?"
+)
+_SETTLE = (
+    "UPDATE deliveries SET state = ?, delivered_via = ?, reason = ?, updated_at_ms = ?"
+    " WHERE event_id = ?"
+)
+
+
+class DeliveryProjector:
+    """Keeps ``deliveries`` and ``delivery_attempts`` in step with the log."""
+
+    streams = frozenset({USER_EVENT_STREAM, DELIVERY_STREAM})
+
+    def apply(self, db: SqlExecutor, record: StoredRecord) -> Refusal | None:
+        """Project one newly stored record."""
+        if record.stream == USER_EVENT_STREAM:
+            self._event(db, record)
+        elif record.kind == "attempt":
+            a = _attempt_decoder.decode(record.body)
+            db.execute(
+                _INSERT_ATTEMPT,
+                (record.seq, a.event_id, a.attempt, a.channel, a.outcome, a.error, a.at_ms),
+            )
+            db.execute(_COUNT_ATTEMPT, (a.attempt, a.attempt, a.at_ms, a.event_id))
+        elif record.kind == "settle":
+            s = _settle_decoder.decode(record.body)
+            db.execute(_SETTLE, (s.state, s.delivered_via, s.reason, s.at_ms, s.event_id))
+        return None
+
+    def _event(self, db: SqlExecutor, record: StoredRecord) -> None:
+        wire = decode_user_event(record.body, validate_payloads=False)
+        if not isinstance(wire, UserEvent):  # stored frames were valid when accepted
+            raise ValueError(f"stored user_event {record.key} does not decode: {wire}")
+        db.execute(
+            _INSERT_DELIVERY,
+            (
+                wire.event_id,
+                wire.user_id,
+                int(wire.event_type),
+                int(wire.priority),
+                PENDING,
+                record.created_at_ms,
+                record.created_at_ms,
+                record.seq,
+            ),
+        )
+
+    def reset(self, db: SqlExecutor) -> None:
+        """Empty both tables (``tradewire rebuild`` replays the log into them)."""
+        db.execute("DELETE FROM delivery_attempts")
+        db.execute("DELETE FROM deliveries")
+
+
+RESTORE_ONE_SQL = (
+    "SELECT r.body, d.state, d.accepted_at_ms, d.attempts, d.delivered_via, d.reason"
+    " FROM deliveries d JOIN records r ON r.stream = 'user_event' AND r.\"key\" = d.event_id"
+    " WHERE d.event_id = ?"
+)
+"""One event as :func:`stored_delivery` reads it."""
+
+RESTORE_SQL = (
+    "SELECT r.body, d.state, d.accepted_at_ms, d.attempts, d.delivered_via, d.reason, d.seq"
+    " FROM deliveries d JOIN records r ON r.stream = 'user_event' AND r.\"key\" = d.event_id"
+    " WHERE d.seq > ? AND (d.state = 'pending' OR d.seq > ?) ORDER BY d.seq LIMIT ?"
+)
+
+
+def stored_delivery(row: Sequence[Any]) -> StoredDelivery:
+    """A row of :data:`RESTORE_SQL` as the engine's restore input."""
+    body, state, accepted_at_ms, attempts, via, reason = row
+    wire = decode_user_event(body, validate_payloads=False)
+    if not isinstance(wire, UserEvent):
+        raise ValueError(f"stored user_event does not decode: {wire}")
+    return StoredDelivery(
+        event=domain_event(wire),
+        state=DeliveryState.PERSISTED if state == PENDING else DeliveryState(state),
+        accepted_at_ms=accepted_at_ms,
+        attempts=attempts,
+        delivered_via=ChannelType(via) if via is not None else None,
+        reason=reason,
+    )
+
+
+_EVENT_SQL = (
+    "SELECT event_id, user_id, event_type, priority, state, delivered_via, attempts, reason,"
+    " accepted_at_ms, updated_at_ms, seq FROM deliveries"
+)
+_ATTEMPTS_SQL = (
+    "SELECT attempt, channel, outcome, error, at_ms FROM delivery_attempts"
+    " WHERE event_id = ? ORDER BY seq"
+)
+
+
+def _channel_name(value: int | None) -> str | None:
+    return ChannelType(value).name if value is not None else None
+
+
+def _event_doc(row: Sequence[Any]) -> dict[str, Any]:
+    event_id, user_id, event_type, priority, state, via, attempts, reason, acc, upd, seq = row
+    try:
+        type_name: str | int = EventType(event_type).name
+    except ValueError:
+        type_name = event_type
+    return {
+        "event_id": event_id,
+        "user_id": user_id,
+        "event_type": type_name,
+        "priority": Priority(priority).name,
+        "state": state,
+        "delivered_via": _channel_name(via),
+        "attempt_count": attempts,
+        "reason": reason,
+        "accepted_at_ms": acc,
+        "updated_at_ms": upd,
+        "cursor": seq,
+    }
+
+
+async def event_history(store: Any, event_id: str) -> dict[str, Any] | None:
+    """One event's delivery status and every attempt, or ``None`` if unknown."""
+    rows = await store.query(_EVENT_SQL + " WHERE event_id = ?", (event_id,))
+    if not rows:
+        return None
+    doc = _event_doc(rows[0])
+    doc["attempts"] = [
+        {
+            "attempt": a,
+            "channel": _channel_name(ch),
+            "outcome": outcome,
+            "error": error,
+            "at_ms": at,
+        }
+        for a, ch, outcome, error, at in await store.query(_ATTEMPTS_SQL, (event_id,))
+    ]
+    return doc
+
+
+async def user_inbox(
+    store: Any, user_id: str, *, limit: int, before: int | None, state: str | None
+) -> list[dict[str, Any]]:
+    """A user's guaranteed events, newest first, with their statuses."""
+    where, args = "user_id = ?", list[object]([user_id])
+    if before is not None:
+        where += " AND seq < ?"
+        args.append(before)
+    if state is not None:
+        where += " AND state = ?"
+        args.append(state)
+    sql = f"{_EVENT_SQL} WHERE {where} ORDER BY seq DESC LIMIT ?"
+    return [_event_doc(row) for row in await store.query(sql, (*args, limit))]

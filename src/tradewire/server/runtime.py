@@ -1,0 +1,291 @@
+"""Lifecycle of one gateway process.
+
+Theory of operation: :class:`Gateway` binds every listening socket *before*
+anything is served, so a taken port fails at once with the flag that changes
+it, and ``tradewire ready`` is printed only when all of them listen. Serving
+is a set of asyncio tasks (the HTTP server and the ZeroMQ pumps). A stop
+request (SIGTERM / SIGINT) stops accepting new input, lets in-flight work
+finish within ``shutdown_grace_seconds``, closes the store (which commits
+what it holds) and returns, so the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+import uvicorn
+import zmq
+import zmq.asyncio
+
+from tradewire.auth import SessionTokens, load_or_create_secret
+from tradewire.config import Settings
+from tradewire.delivery import ChannelType, DeliveryConfig
+from tradewire.errors import PortInUseError
+from tradewire.ingest import ingest_projectors
+from tradewire.ingest.routing import Hub
+from tradewire.server.app import create_app
+from tradewire.server.delivery_driver import DeliveryDriver, DeliveryProjector
+from tradewire.server.ingest_health import HealthWatch, heartbeat_policy
+from tradewire.server.metrics import GatewayMetrics
+from tradewire.store import Projector
+from tradewire.store.sqlite import SqliteStore, open_store
+
+__all__ = ["Gateway", "ListenAddresses", "run_gateway"]
+
+log = logging.getLogger("tradewire.gateway")
+
+
+@dataclass(frozen=True)
+class ListenAddresses:
+    """Where a running gateway listens (actual ports, also when 0 was asked)."""
+
+    http: str
+    zmq_sub: str
+    zmq_router: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"http": self.http, "zmq_sub": self.zmq_sub, "zmq_router": self.zmq_router}
+
+    def ready_line(self) -> str:
+        """The one line printed once every socket listens."""
+        return (
+            f"tradewire ready http={self.http} zmq_sub={self.zmq_sub} zmq_router={self.zmq_router}"
+        )
+
+
+def _host_for_url(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _bind_http(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUseError(
+                what="HTTP/WebSocket server", address=f"{host}:{port}", flag="--http-port"
+            ) from None
+        raise
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def _bind_zmq(sock: zmq.asyncio.Socket, host: str, port: int, *, what: str, flag: str) -> str:
+    if ":" in host:
+        sock.setsockopt(zmq.IPV6, 1)
+    endpoint = f"tcp://{_host_for_url(host)}:{port if port else '*'}"
+    try:
+        sock.bind(endpoint)
+    except zmq.ZMQError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUseError(what=what, address=f"{host}:{port}", flag=flag) from None
+        raise
+    return str(sock.getsockopt_string(zmq.LAST_ENDPOINT))
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the gateway owns signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Gateway:
+    """One tradewire gateway: ZMQ SUB + ROUTER, HTTP + WebSocket, the store.
+
+    Use as an async context manager; ``addresses`` is valid inside it.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = GatewayMetrics()
+        self._zctx = zmq.asyncio.Context()
+        self._stop = asyncio.Event()
+        self.ready = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._http_sock: socket.socket | None = None
+        self._addresses: ListenAddresses | None = None
+        self.store: SqliteStore
+        self.ingest_hub = Hub()  # platform ingest (#5): connected ingest clients
+        self.ingest_health = HealthWatch(self.ingest_hub, heartbeat_policy(settings))  # (#5)
+
+    @property
+    def addresses(self) -> ListenAddresses:
+        if self._addresses is None:
+            raise RuntimeError("gateway is not listening")
+        return self._addresses
+
+    async def __aenter__(self) -> Self:
+        try:
+            self._bind_all()
+            self.store = await open_store(
+                self.settings.data_dir, self.settings.durability, projectors=self._projectors()
+            )
+            self.tokens = SessionTokens(load_or_create_secret(self.settings.data_dir))
+            self.delivery = DeliveryDriver(
+                store=self.store,
+                router=self.router,
+                sub=self.sub,
+                metrics=self.metrics,
+                config=delivery_config(self.settings),
+                max_frame_bytes=self.settings.max_frame_bytes,
+            )
+            await self.delivery.restore()
+        except BaseException:
+            self._close_sockets()
+            raise
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.request_stop()
+        await self._drain_tasks()
+        await self.delivery.close()
+        self._close_sockets()
+        await self.store.close()
+
+    def _bind_all(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        self.sub = self._zctx.socket(zmq.SUB)
+        self.router = self._zctx.socket(zmq.ROUTER)
+        for sock in (self.sub, self.router):
+            sock.setsockopt(zmq.LINGER, 0)
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        sub = _bind_zmq(
+            self.sub, s.host, s.zmq_sub_port, what="ZeroMQ SUB socket", flag="--zmq-sub-port"
+        )
+        router = _bind_zmq(
+            self.router,
+            s.host,
+            s.zmq_router_port,
+            what="ZeroMQ ROUTER socket",
+            flag="--zmq-router-port",
+        )
+        self._http_sock = _bind_http(s.host, s.http_port)
+        port = self._http_sock.getsockname()[1]
+        self._addresses = ListenAddresses(
+            http=f"http://{_host_for_url(s.host)}:{port}", zmq_sub=sub, zmq_router=router
+        )
+
+    def _projectors(self) -> list[Projector]:
+        projectors: list[Projector] = [DeliveryProjector()]
+        projectors += ingest_projectors()  # platform ingest (#5)
+        return projectors
+
+    def _close_sockets(self) -> None:
+        for name in ("sub", "router"):
+            sock = getattr(self, name, None)
+            if sock is not None:
+                sock.close(linger=0)
+        if self._http_sock is not None:
+            self._http_sock.close()
+        self._zctx.term()
+
+    def request_stop(self) -> None:
+        """Ask the gateway to finish in-flight work and stop (idempotent)."""
+        self._stop.set()
+
+    async def serve(self) -> None:
+        """Serve until :meth:`request_stop`, then shut down gracefully."""
+        assert self._http_sock is not None
+        config = uvicorn.Config(
+            create_app(self),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            ws="websockets-sansio",
+            ws_ping_interval=None,
+        )
+        http = _EmbeddedServer(config)
+        self._tasks = [
+            asyncio.create_task(http.serve(sockets=[self._http_sock]), name="http"),
+            asyncio.create_task(self.delivery.run(), name="delivery"),
+            asyncio.create_task(self.delivery.pump_sub(), name="zmq-sub"),
+            asyncio.create_task(self.delivery.pump_router(), name="zmq-router"),
+        ]
+        # platform ingest (#5): the heartbeat watch, cancelled with the others on stop
+        self._tasks.append(asyncio.create_task(self.ingest_health.run(), name="ingest-health"))
+        while not http.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
+            await asyncio.sleep(0.01)
+        self.metrics.up.set(1)
+        self.ready.set()
+        await self._stop.wait()
+        self.metrics.up.set(0)
+        http.should_exit = True
+        await self._drain_tasks()
+
+    async def _drain_tasks(self) -> None:
+        if not self._tasks:
+            return
+        grace = self.settings.shutdown_grace_seconds
+        _, pending = await asyncio.wait(self._tasks[:1], timeout=grace)
+        for task in self._tasks[1:] + list(pending):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+
+def delivery_config(settings: Settings) -> DeliveryConfig:
+    """The delivery engine's tunables from the process settings."""
+
+    def ms(seconds: float) -> int:
+        return max(1, int(seconds * 1000))
+
+    return DeliveryConfig(
+        normal_ttl_ms=ms(settings.normal_ttl_seconds),
+        ack_timeout_ms=ms(settings.ack_timeout_seconds),
+        critical_ack_timeout_ms=ms(settings.critical_ack_timeout_seconds),
+        critical_deadline_ms=ms(settings.critical_deadline_seconds),
+        # Only the live session has an adapter so far; the external channels
+        # (Telegram, email, push, ...) join this set when configured.
+        enabled_channels=frozenset({ChannelType.WEB}),
+    )
+
+
+def run_gateway(settings: Settings) -> int:
+    """Run ``tradewire serve`` in the foreground; the process exit code."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        return asyncio.run(_serve_forever(settings))
+    return uvloop.run(_serve_forever(settings))
+
+
+async def _serve_forever(settings: Settings) -> int:
+    async with Gateway(settings) as gateway:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, gateway.request_stop)
+        serving = asyncio.create_task(gateway.serve())
+        await _announce_when_ready(gateway, serving)
+        await serving
+        log.info("stopped", extra={"reason": "signal"})
+    return 0
+
+
+async def _announce_when_ready(gateway: Gateway, serving: asyncio.Task[None]) -> None:
+    ready = asyncio.create_task(gateway.ready.wait())
+    await asyncio.wait([ready, serving], return_when=asyncio.FIRST_COMPLETED)
+    ready.cancel()
+    if gateway.ready.is_set():
+        print(gateway.addresses.ready_line(), flush=True)
+        sys.stdout.flush()
+        log.info("ready", extra=gateway.addresses.as_dict())

@@ -1,0 +1,79 @@
+"""A bounded, priority-aware send queue for one live session.
+
+Theory of operation: a session that reads slower than events arrive must not
+make the gateway grow without bound. Each session owns an :class:`Outbox` of
+at most ``capacity`` items. When it is full, INFORMATIONAL items are dropped
+first (the newest arrival if it is INFORMATIONAL itself, otherwise the oldest
+queued one) and counted. Guaranteed items (NORMAL, CRITICAL) are never
+dropped: when the outbox is full of them, :meth:`Outbox.put` reports
+``overflow`` and the caller disconnects the session as a slow consumer. The
+events stay unacknowledged in the store and are replayed in order when the
+user reconnects, so nothing guaranteed is lost.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum
+
+__all__ = ["Outbox", "PutResult", "QueuedItem"]
+
+
+class PutResult(Enum):
+    """What :meth:`Outbox.put` did."""
+
+    QUEUED = "queued"
+    QUEUED_DROPPED_OLDER = "queued, an older informational item was dropped"
+    DROPPED = "dropped (informational, outbox full)"
+    OVERFLOW = "overflow (outbox full of guaranteed items)"
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedItem:
+    """One encoded envelope waiting to be written, with its priority."""
+
+    data: bytes
+    guaranteed: bool
+
+
+class Outbox:
+    """FIFO of encoded envelopes with the drop policy described above."""
+
+    __slots__ = ("_items", "capacity", "dropped")
+
+    def __init__(self, capacity: int = 1024) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.capacity = capacity
+        self.dropped = 0
+        self._items: deque[QueuedItem] = deque()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, data: bytes, *, guaranteed: bool) -> PutResult:
+        """Queue ``data``; see the module docstring for what happens when full."""
+        if len(self._items) < self.capacity:
+            self._items.append(QueuedItem(data, guaranteed))
+            return PutResult.QUEUED
+        if not guaranteed:
+            self.dropped += 1
+            return PutResult.DROPPED
+        if self._drop_oldest_informational():
+            self._items.append(QueuedItem(data, guaranteed))
+            return PutResult.QUEUED_DROPPED_OLDER
+        return PutResult.OVERFLOW
+
+    def _drop_oldest_informational(self) -> bool:
+        for index, item in enumerate(self._items):
+            if not item.guaranteed:
+                del self._items[index]
+                self.dropped += 1
+                return True
+        return False
+
+    def take(self, limit: int) -> list[bytes]:
+        """Remove and return up to ``limit`` items, oldest first."""
+        count = min(limit, len(self._items))
+        return [self._items.popleft().data for _ in range(count)]

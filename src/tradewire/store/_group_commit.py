@@ -1,0 +1,313 @@
+"""The group-commit writer thread of the SQLite store.
+
+One thread owns the write connection. It sleeps until woken, drains
+*everything* pending, writes it in one transaction (one ``executemany`` of
+a prepared INSERT), commits, and only then hands the outcome of every record
+back to the event loop, with one ``call_soon_threadsafe`` per batch. See
+:mod:`tradewire.store.sqlite` for the whole theory of operation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, TypeAlias
+
+from msgspec.structs import astuple
+
+from tradewire.errors import StoreError
+from tradewire.store import AppendResult, Projector, Record, StoredRecord
+
+__all__ = [
+    "INSERT",
+    "SELECT_COLUMNS",
+    "GroupCommitWriter",
+    "MetaWrite",
+    "PendingAppend",
+    "batch_error",
+    "row_to_stored",
+]
+
+PendingAppend: TypeAlias = tuple[Record, "asyncio.Future[AppendResult]"]
+MetaWrite: TypeAlias = tuple[str, str, "asyncio.Future[None]"]
+Settle: TypeAlias = Callable[[list[PendingAppend], list[AppendResult] | BaseException], None]
+
+# Portable SQL (SQLite >= 3.24 and PostgreSQL): no INSERT OR IGNORE, no REPLACE.
+# Columns in the field order of Record, so msgspec's astuple() gives the parameters.
+INSERT = (
+    'INSERT INTO records (stream, "key", body, kind, created_at_ms, user_id) '
+    'VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (stream, "key") DO NOTHING'
+)
+_MAX_SEQ = "SELECT max(seq) FROM records"
+_INSERTED_SINCE = 'SELECT seq, stream, "key" FROM records WHERE seq > ?'
+SELECT_COLUMNS = 'SELECT seq, stream, "key", body, kind, created_at_ms, user_id FROM records'
+_SELECT_ONE = SELECT_COLUMNS + ' WHERE stream = ? AND "key" = ?'
+_SET_META = (
+    "INSERT INTO meta (name, value) VALUES (?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+)
+
+
+def row_to_stored(row: Sequence[Any]) -> StoredRecord:
+    """Build a :class:`StoredRecord` from a row selected with ``SELECT_COLUMNS``."""
+    seq, stream, key, body, kind, created_at_ms, user_id = row
+    return StoredRecord(
+        seq=seq,
+        stream=stream,
+        key=key,
+        body=body,
+        kind=kind,
+        created_at_ms=created_at_ms,
+        user_id=user_id,
+    )
+
+
+def _stored(record: Record, seq: int) -> StoredRecord:
+    return StoredRecord(
+        seq=seq,
+        stream=record.stream,
+        key=record.key,
+        body=record.body,
+        kind=record.kind,
+        created_at_ms=record.created_at_ms,
+        user_id=record.user_id,
+    )
+
+
+def _max_seq(conn: sqlite3.Connection) -> int:
+    value = conn.execute(_MAX_SEQ).fetchone()[0]
+    return int(value) if value is not None else 0
+
+
+class GroupCommitWriter:
+    """Owns the write connection; commits submitted records in batches.
+
+    Producers (on the event loop) call :meth:`submit`; ``settle`` is called
+    on the loop once per batch with the batch and its results (or the
+    exception that failed all of it).
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        loop: asyncio.AbstractEventLoop,
+        settle: Settle,
+        projectors: Sequence[Projector] = (),
+    ) -> None:
+        self._conn = conn
+        self._projectors: dict[str, list[Projector]] = {}
+        for projector in projectors:
+            for stream in projector.streams:
+                self._projectors.setdefault(stream, []).append(projector)
+        self._loop = loop
+        self._settle = settle
+        self._appends: deque[PendingAppend] = deque()
+        self._metas: deque[MetaWrite] = deque()
+        self._wakeup = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(
+            target=self._run, name="tradewire-store-writer", daemon=True
+        )
+        self.stopped: asyncio.Future[None] = loop.create_future()
+        """Resolved on the loop once the thread has closed the connection."""
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self._thread.start()
+
+    def submit(self, items: Sequence[PendingAppend]) -> None:
+        """Queue appends (atomically, so one caller's records share a batch).
+
+        The writer is not woken here: the store calls :meth:`wake` once per
+        event-loop iteration, so every caller released by one commit, which
+        resubmits in the same iteration, lands in the same next batch.
+        """
+        self._appends.extend(items)
+
+    def submit_one(self, item: PendingAppend) -> None:
+        """Queue one append (see :meth:`submit`)."""
+        self._appends.append(item)
+
+    def wake(self) -> None:
+        """Let the writer take everything queued so far."""
+        self._wakeup.set()
+
+    def submit_meta(self, item: MetaWrite) -> None:
+        """Queue a metadata write; it commits with the next batch."""
+        self._metas.append(item)
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        """Ask the thread to commit what is queued, close the connection and exit."""
+        self._stopping = True
+        self._wakeup.set()
+
+    @property
+    def queued(self) -> int:
+        """Appends submitted but not yet taken into a batch."""
+        return len(self._appends)
+
+    # -- writer thread ---------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self._wakeup.wait()
+                self._wakeup.clear()
+                appends, metas = self._drain()
+                if appends or metas:
+                    self._commit(appends, metas)
+                elif self._stopping:
+                    return
+        finally:
+            self._conn.close()
+            self._loop.call_soon_threadsafe(_resolve, self.stopped)
+
+    def _drain(self) -> tuple[list[PendingAppend], list[MetaWrite]]:
+        # Only this thread pops, so len() is a lower bound of what we can take.
+        appends, metas = self._appends, self._metas
+        return (
+            [appends.popleft() for _ in range(len(appends))],
+            [metas.popleft() for _ in range(len(metas))],
+        )
+
+    def _commit(self, appends: list[PendingAppend], metas: list[MetaWrite]) -> None:
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            results = self._write_records(conn, appends)
+            if metas:
+                conn.executemany(_SET_META, [(name, value) for name, value, _ in metas])
+            conn.execute("COMMIT")
+        except BaseException as exc:  # every caller must hear of it
+            _rollback(conn)
+            self._loop.call_soon_threadsafe(self._settle, appends, exc)
+            self._loop.call_soon_threadsafe(_fail_metas, metas, exc)
+            return
+        self._loop.call_soon_threadsafe(self._settle, appends, results)
+        if metas:
+            self._loop.call_soon_threadsafe(_resolve_metas, metas)
+
+    def _write_records(
+        self, conn: sqlite3.Connection, appends: list[PendingAppend]
+    ) -> list[AppendResult]:
+        fresh, slots = _dedupe(appends)
+        if not fresh:
+            return []
+        if any(record.stream in self._projectors for record in fresh):
+            done = [self._write_projected(conn, record) for record in fresh]
+            return [
+                AppendResult(
+                    done[slot].record, done[slot].duplicate or repeated, done[slot].refusal
+                )
+                for slot, repeated in slots
+            ]
+        base = _max_seq(conn)
+        inserted = conn.executemany(INSERT, map(astuple, fresh)).rowcount
+        stored = _stored_fast(conn, fresh, base, inserted)
+        if stored is None:
+            stored = _stored_slow(conn, fresh, base)
+        return [
+            AppendResult(stored[slot][0], stored[slot][1] or repeated) for slot, repeated in slots
+        ]
+
+    def _write_projected(self, conn: sqlite3.Connection, record: Record) -> AppendResult:
+        """Insert one record and run its projectors under a savepoint of its own."""
+        conn.execute("SAVEPOINT record")
+        cursor = conn.execute(INSERT, astuple(record))
+        if cursor.rowcount == 0:
+            conn.execute("RELEASE record")
+            row = conn.execute(_SELECT_ONE, (record.stream, record.key)).fetchone()
+            return AppendResult(row_to_stored(row), True)
+        stored = _stored(record, int(cursor.lastrowid or 0))
+        for projector in self._projectors.get(record.stream, ()):
+            refusal = projector.apply(conn, stored)
+            if refusal is not None:
+                conn.execute("ROLLBACK TO record")
+                conn.execute("RELEASE record")
+                return AppendResult(_stored(record, 0), False, refusal)
+        conn.execute("RELEASE record")
+        return AppendResult(stored, False)
+
+
+def _dedupe(
+    appends: list[PendingAppend],
+) -> tuple[list[Record], list[tuple[int, bool]]]:
+    """Distinct records of a batch, and for each append (its slot, repeated-in-batch)."""
+    index: dict[tuple[str, str], int] = {}
+    fresh: list[Record] = []
+    slots: list[tuple[int, bool]] = []
+    for record, _ in appends:
+        ident = (record.stream, record.key)
+        slot = index.get(ident)
+        if slot is None:
+            index[ident] = slot = len(fresh)
+            fresh.append(record)
+            slots.append((slot, False))
+        else:
+            slots.append((slot, True))
+    return fresh, slots
+
+
+def _stored_fast(
+    conn: sqlite3.Connection, fresh: list[Record], base: int, inserted: int
+) -> list[tuple[StoredRecord, bool]] | None:
+    """Seqs without reading back, when every record was new and seqs are contiguous.
+
+    Every new row's seq exceeds all seqs before it, so ``inserted`` new rows
+    whose maximum is ``base + inserted`` hold exactly ``base+1 ..
+    base+inserted``, in insertion order.
+    """
+    if inserted != len(fresh) or _max_seq(conn) != base + inserted:
+        return None
+    return [(_stored(record, base + 1 + i), False) for i, record in enumerate(fresh)]
+
+
+def _stored_slow(
+    conn: sqlite3.Connection, fresh: list[Record], base: int
+) -> list[tuple[StoredRecord, bool]]:
+    """Seqs of new rows read back; duplicates of earlier batches fetched whole."""
+    new = {(stream, key): seq for seq, stream, key in conn.execute(_INSERTED_SINCE, (base,))}
+    out: list[tuple[StoredRecord, bool]] = []
+    for record in fresh:
+        seq = new.get((record.stream, record.key))
+        if seq is not None:
+            out.append((_stored(record, seq), False))
+        else:
+            row = conn.execute(_SELECT_ONE, (record.stream, record.key)).fetchone()
+            out.append((row_to_stored(row), True))
+    return out
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        # If even ROLLBACK fails the connection is unusable; the next BEGIN says so.
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+def batch_error(exc: BaseException, size: int) -> StoreError:
+    """The error every caller of a failed batch receives (nothing was committed)."""
+    error = StoreError(f"append batch of {size} record(s) failed, nothing committed: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+def _fail_metas(metas: list[MetaWrite], exc: BaseException) -> None:
+    for _, _, future in metas:
+        if not future.done():
+            future.set_exception(batch_error(exc, len(metas)))
+
+
+def _resolve_metas(metas: list[MetaWrite]) -> None:
+    for _, _, future in metas:
+        _resolve(future)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
