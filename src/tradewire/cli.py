@@ -156,6 +156,16 @@ def _add_delivery_commands() -> None:
 _add_delivery_commands()
 
 
+def _add_user_commands() -> None:
+    """The user directory (#4): ``users`` (cli_users imports this module)."""
+    from tradewire.cli_users import users
+
+    cli.add_command(users)
+
+
+_add_user_commands()
+
+
 def main() -> None:
     """Entry point of the ``tradewire`` script."""
     cli(prog_name="tradewire")

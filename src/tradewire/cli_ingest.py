@@ -18,9 +18,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tradewire.cli import common_options, reports_errors, settings_from
-from tradewire.ingest import ingest_projectors
 from tradewire.ingest.keyring import create_key, list_keys, revoke_key
 from tradewire.ingest.replay import ReplaySummary, replay_file
+from tradewire.projections import all_projectors
 from tradewire.sdk.connector import Connector
 from tradewire.store.sqlite import SqliteStore, open_store
 
@@ -31,7 +31,7 @@ T = TypeVar("T")
 
 def _with_store(data_dir: Path, job: Callable[[SqliteStore], Awaitable[T]]) -> T:
     async def run() -> T:
-        async with await open_store(data_dir, "fsync", projectors=ingest_projectors()) as store:
+        async with await open_store(data_dir, "fsync", projectors=all_projectors()) as store:
             return await job(store)
 
     return asyncio.run(run())
@@ -113,7 +113,7 @@ def rebuild(config_file: Path | None, data_dir: Path | None) -> None:
     from tradewire.ingest.rebuild import count_records, rebuild_projections
 
     settings = settings_from(config_file, data_dir=data_dir)
-    projectors = ingest_projectors()
+    projectors = all_projectors()
     streams = sorted({s for p in projectors for s in p.streams})
     total = count_records(settings.data_dir, streams)
     console = Console(stderr=True)

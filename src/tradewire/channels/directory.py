@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
 
+from tradewire.channels.preferences import OptOut, QuietHours
+
 __all__ = ["InMemoryDirectory", "PushSubscription", "UserDirectory", "UserProfile"]
 
 
@@ -44,6 +46,10 @@ class UserProfile:
     timezone: str = "UTC"
     """IANA time zone name used for quiet hours."""
     display_name: str = ""
+    opt_outs: tuple[OptOut, ...] = ()
+    """Event types / channels the user does not want notifications for (never CRITICAL)."""
+    quiet_hours: QuietHours | None = None
+    """Daily local window when only CRITICAL events notify."""
 
 
 @runtime_checkable

@@ -12,6 +12,7 @@ from tradewire.server.events_routes import create_events_router
 from tradewire.server.ingest_routes import create_ingest_router
 from tradewire.server.metrics import CONTENT_TYPE_LATEST
 from tradewire.server.session_ws import serve_session
+from tradewire.server.users_routes import create_users_router
 
 if TYPE_CHECKING:
     from tradewire.server.runtime import Gateway
@@ -51,4 +52,5 @@ def create_app(gateway: Gateway) -> FastAPI:
 
     app.include_router(create_events_router(gateway))  # user-event delivery
     app.include_router(create_ingest_router(gateway, gateway.ingest_hub))  # platform ingest
+    app.include_router(create_users_router(gateway))  # user directory (#4)
     return app

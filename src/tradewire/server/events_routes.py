@@ -18,7 +18,7 @@ from tradewire.server.delivery_store import event_history, user_inbox
 if TYPE_CHECKING:
     from tradewire.server.runtime import Gateway
 
-__all__ = ["create_events_router"]
+__all__ = ["create_events_router", "session_user"]
 
 
 def _token(request: Request) -> str | None:
@@ -28,7 +28,8 @@ def _token(request: Request) -> str | None:
     return request.query_params.get("token")
 
 
-def _user(gateway: Gateway, request: Request) -> str:
+def session_user(gateway: Gateway, request: Request) -> str:
+    """The user whose session token the request carries, or a 401."""
     verdict = gateway.tokens.verify(_token(request), now=int(time.time()))
     if isinstance(verdict, TokenRejected):
         raise HTTPException(
@@ -46,7 +47,7 @@ def create_events_router(gateway: Gateway) -> APIRouter:
     @router.get("/api/events/{event_id}")
     async def get_event(event_id: str, request: Request) -> dict[str, Any]:
         """Delivery status of one event and every attempt (channel, outcome, error, time)."""
-        user = _user(gateway, request)
+        user = session_user(gateway, request)
         doc = await event_history(gateway.store, event_id)
         if doc is None or doc["user_id"] != user:
             raise HTTPException(404, detail={"code": "NOT_FOUND", "message": "no such event"})
@@ -61,7 +62,7 @@ def create_events_router(gateway: Gateway) -> APIRouter:
         state: Annotated[str | None, Query(description="pending, delivered, ...")] = None,
     ) -> dict[str, Any]:
         """The user's guaranteed events, newest first; page with ``before=<cursor>``."""
-        if _user(gateway, request) != user_id:
+        if session_user(gateway, request) != user_id:
             raise HTTPException(403, detail={"code": "FORBIDDEN", "message": "not your inbox"})
         events = await user_inbox(gateway.store, user_id, limit=limit, before=before, state=state)
         next_cursor = events[-1]["cursor"] if len(events) == limit else None

@@ -31,10 +31,10 @@ from tradewire.auth import SessionTokens, load_or_create_secret
 from tradewire.config import Settings
 from tradewire.delivery import ChannelType, DeliveryConfig
 from tradewire.errors import PortInUseError
-from tradewire.ingest import ingest_projectors
 from tradewire.ingest.routing import Hub
+from tradewire.projections import all_projectors
 from tradewire.server.app import create_app
-from tradewire.server.delivery_driver import DeliveryDriver, DeliveryProjector
+from tradewire.server.delivery_driver import DeliveryDriver
 from tradewire.server.ingest_health import HealthWatch, heartbeat_policy
 from tradewire.server.metrics import GatewayMetrics
 from tradewire.store import Projector
@@ -186,9 +186,7 @@ class Gateway:
         )
 
     def _projectors(self) -> list[Projector]:
-        projectors: list[Projector] = [DeliveryProjector()]
-        projectors += ingest_projectors()  # platform ingest (#5)
-        return projectors
+        return all_projectors()
 
     def _close_sockets(self) -> None:
         for name in ("sub", "router"):
