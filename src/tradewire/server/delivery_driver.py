@@ -111,6 +111,14 @@ class _Closed:
 class _Acked:
     user_id: str
     event_ids: tuple[str, ...]
+    channel: ChannelType = ChannelType.WEB
+
+
+@dataclass(frozen=True, slots=True)
+class _Activity:
+    user_id: str
+    channel: ChannelType
+    for_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +129,7 @@ class _Result:
     outcome: Delivered | Retryable | PermanentFailure
 
 
-_Input: TypeAlias = _Frame | _Opened | _Closed | _Acked | _Result
+_Input: TypeAlias = _Frame | _Opened | _Closed | _Acked | _Result | _Activity
 
 
 class DeliveryDriver:
@@ -136,6 +144,7 @@ class DeliveryDriver:
         metrics: GatewayMetrics,
         config: DeliveryConfig,
         channels: dict[ChannelType, Channel] | None = None,
+        presence: LocalPresence | None = None,
         max_frame_bytes: int,
         clock: Callable[[], int] = now_ms,
     ) -> None:
@@ -144,7 +153,7 @@ class DeliveryDriver:
         self.sub = sub
         self.metrics = metrics
         self.channels = dict(channels or {})
-        self.presence = LocalPresence()
+        self.presence = presence or LocalPresence()
         self.engine = DeliveryEngine(config, self.presence)
         self.sessions: SessionRegistry[LiveSession] = SessionRegistry()
         self.max_frame_bytes = max_frame_bytes
@@ -155,6 +164,7 @@ class DeliveryDriver:
         self._router_sync: zmq.Socket[bytes] = zmq.Socket.shadow(router.underlying)
         self._sub_sync: zmq.Socket[bytes] = zmq.Socket.shadow(sub.underlying)
         self._channel_tasks: set[asyncio.Task[None]] = set()
+        self._activity: dict[tuple[str, ChannelType], int] = {}
 
     # -- inputs from the outside (any coroutine) ---------------------------
 
@@ -173,6 +183,18 @@ class DeliveryDriver:
     def session_acked(self, session: LiveSession, event_ids: tuple[str, ...]) -> None:
         """SessionListener: the client acked events."""
         self._put(_Acked(session.user_id, event_ids))
+
+    def channel_acked(self, user_id: str, channel: ChannelType, event_ids: tuple[str, ...]) -> None:
+        """The user confirmed events on an external channel (Telegram's Acknowledge button)."""
+        self._put(_Acked(user_id, event_ids, channel))
+
+    def channel_active(self, user_id: str, channel: ChannelType, for_ms: int) -> None:
+        """The user is active on ``channel`` (wrote to the bot) for the next ``for_ms``.
+
+        The channel counts as an open session of the user (ACTIVE_SESSION,
+        only_if_active) until the window passes without new activity.
+        """
+        self._put(_Activity(user_id, channel, for_ms))
 
     # -- tasks ---------------------------------------------------------------
 
@@ -200,6 +222,7 @@ class DeliveryDriver:
             actions: list[Action] = []
             for item in inputs:
                 actions += self._feed(item, now)
+            self._expire_activity(now)
             actions += self.engine.tick(now)
             await self._carry_out(actions)
 
@@ -207,7 +230,10 @@ class DeliveryDriver:
         if self._inputs:
             return
         self._wake.clear()
-        deadline = self.engine.next_deadline()
+        deadline = min(
+            (d for d in (self.engine.next_deadline(), *self._activity.values()) if d is not None),
+            default=None,
+        )
         timeout = None if deadline is None else max(0.0, (deadline - self.clock()) / 1000)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
@@ -269,8 +295,10 @@ class DeliveryDriver:
         if isinstance(item, _Acked):
             actions: list[Action] = []
             for event_id in item.event_ids:
-                actions += engine.client_acked(event_id, ChannelType.WEB, now)
+                actions += engine.client_acked(event_id, item.channel, now)
             return actions
+        if isinstance(item, _Activity):
+            return self._active(item, now)
         if isinstance(item, _Result):
             return engine.attempt_result(
                 item.event_id, item.channel, item.attempt, item.outcome, now
@@ -294,6 +322,22 @@ class DeliveryDriver:
         if self.presence.close(session.user_id, ChannelType.WEB):
             return self.engine.session_closed(session.user_id, ChannelType.WEB, now)
         return []
+
+    def _active(self, item: _Activity, now: int) -> list[Action]:
+        key = (item.user_id, item.channel)
+        fresh = key not in self._activity
+        self._activity[key] = now + item.for_ms
+        if fresh and self.presence.open(item.user_id, item.channel):
+            return self.engine.session_opened(item.user_id, item.channel, now)
+        return []
+
+    def _expire_activity(self, now: int) -> None:
+        # Only presence closes: an ack button on an older message stays valid,
+        # so the engine keeps waiting for acks on the channel (no session_closed).
+        for key, until in list(self._activity.items()):
+            if until <= now:
+                del self._activity[key]
+                self.presence.close(*key)
 
     # -- actions --------------------------------------------------------------
 
