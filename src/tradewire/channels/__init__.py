@@ -10,7 +10,7 @@ Apprise) is the only code that imports its library. All of them:
 * return a :data:`~tradewire.delivery.ports.DeliveryOutcome` value and never
   raise for an expected failure;
 * declare their limits as data (:class:`~tradewire.delivery.ports.ChannelLimits`)
-  and pass the shared contract suite in ``tests/unit/test_channel_contract.py``.
+  and pass the shared contract suite in ``tests/integration/test_channel_contract.py``.
 """
 
 from tradewire.channels.directory import (

@@ -50,6 +50,8 @@ class UserProfile:
     """Event types / channels the user does not want notifications for (never CRITICAL)."""
     quiet_hours: QuietHours | None = None
     """Daily local window when only CRITICAL events notify."""
+    webhook_secret: str = field(default="", repr=False)
+    """HMAC-SHA256 key signing this user's generic webhook (empty: the deployment's key)."""
 
 
 @runtime_checkable

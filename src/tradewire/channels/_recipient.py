@@ -1,0 +1,36 @@
+"""Finding a recipient: the directory lookup every channel starts with."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from tradewire.channels.directory import UserDirectory, UserProfile
+from tradewire.delivery.ports import PermanentFailure, Retryable
+from tradewire.errors import TradewireError
+
+__all__ = ["find_profile", "url_problem"]
+
+
+async def find_profile(
+    directory: UserDirectory, user_id: str
+) -> UserProfile | Retryable | PermanentFailure:
+    """The user's profile; an unknown user is permanent, a failing directory retryable."""
+    try:
+        profile = await directory.profile(user_id)
+    except TradewireError as exc:
+        return Retryable(f"user directory unavailable: {type(exc).__name__}")
+    if profile is None:
+        return PermanentFailure(f"unknown user {user_id!r}")
+    return profile
+
+
+def url_problem(url: str, what: str) -> PermanentFailure | None:
+    """Why ``url`` cannot be posted to (not http(s), no host), without showing it."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return PermanentFailure(f"{what} is not a valid URL")
+    if parts.scheme not in ("http", "https") or not host:
+        return PermanentFailure(f"{what} must be an http(s) URL")
+    return None
