@@ -55,6 +55,7 @@ def users() -> None:
 @click.option("--discord-webhook", "discord_webhook_url", default=None, help="Discord webhook URL.")
 @click.option("--slack-webhook", "slack_webhook_url", default=None, help="Slack webhook URL.")
 @click.option("--webhook-url", default=None, help="Generic signed-webhook URL.")
+@click.option("--webhook-secret", default=None, help="HMAC-SHA256 key for the webhook.")
 @click.option("--apprise-url", default=None, help="An Apprise URL (mailto://, ntfy://, ...).")
 @click.option("--timezone", default=None, help="IANA time zone for quiet hours, e.g. Europe/Rome.")
 @click.option("--name", "display_name", default=None, help="Display name.")

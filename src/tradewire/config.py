@@ -26,6 +26,7 @@ ENV_PREFIX = "TRADEWIRE_"
 
 Durability = Literal["fsync", "os"]
 LogFormat = Literal["auto", "json", "text"]
+SmtpSecurity = Literal["starttls", "tls", "none"]
 
 
 def default_data_dir() -> Path:
@@ -55,6 +56,44 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     critical_deadline_seconds: float = 3600.0
     heartbeat_miss_factor: float = 3.0
     heartbeat_cadence_seconds: float = 30.0
+    # -- notification channels (docs/reference/config.md#channels) --------------
+    critical_channels: str = "ACTIVE_SESSION,PUSH,TELEGRAM,EMAIL"
+    normal_channels: str = "ACTIVE_SESSION"
+    informational_channels: str = "ACTIVE_SESSION"
+    templates_dir: Path | None = None
+    channel_http_timeout_seconds: float = 10.0
+    chat_webhooks: bool = True
+    telegram_bot_token: str = msgspec.field(default="")
+    telegram_api_base: str = "https://api.telegram.org"
+    telegram_poll: bool = True
+    telegram_long_poll_seconds: float = 30.0
+    telegram_per_chat_interval_ms: int = 1000
+    telegram_overall_per_second: int = 30
+    telegram_active_minutes: float = 10.0
+    smtp_host: str = ""
+    smtp_port: int = 0
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_security: SmtpSecurity = "starttls"
+    smtp_from: str = ""
+    email_digest_seconds: float = 60.0
+    vapid_private_key: str = ""
+    vapid_subject: str = "mailto:operator@localhost"
+    push_allow_http: bool = False
+    webhook_secret: str = ""
+
+    def __repr__(self) -> str:
+        # secrets (bot token, SMTP password, VAPID and webhook keys) never reach a log
+        shown = {
+            f: ("***" if f in SECRET_SETTINGS and getattr(self, f) else getattr(self, f))
+            for f in self.__struct_fields__
+        }
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+
+SECRET_SETTINGS = frozenset(
+    {"telegram_bot_token", "smtp_password", "vapid_private_key", "webhook_secret"}
+)
 
 
 # Environment variables are strings; these settings are converted from them.
@@ -95,8 +134,9 @@ def _validate(merged: dict[str, Any], origins: dict[str, str]) -> Settings:
             f"known settings: {', '.join(sorted(_FIELDS))}",
             setting=key,
         )
-    if isinstance(merged.get("data_dir"), str):
-        merged["data_dir"] = Path(merged["data_dir"]).expanduser()
+    for name in ("data_dir", "templates_dir"):
+        if isinstance(merged.get(name), str):
+            merged[name] = Path(merged[name]).expanduser()
     try:
         settings = msgspec.convert(merged, Settings, strict=False)
     except msgspec.ValidationError as exc:
@@ -128,6 +168,11 @@ _POSITIVE = (
     "critical_deadline_seconds",
     "heartbeat_miss_factor",
     "heartbeat_cadence_seconds",
+    "channel_http_timeout_seconds",
+    "telegram_long_poll_seconds",
+    "telegram_per_chat_interval_ms",
+    "telegram_overall_per_second",
+    "telegram_active_minutes",
 )
 
 

@@ -37,6 +37,12 @@ from tradewire.server.app import create_app
 from tradewire.server.delivery_driver import DeliveryDriver
 from tradewire.server.ingest_health import HealthWatch, heartbeat_policy
 from tradewire.server.metrics import GatewayMetrics
+from tradewire.server.notifications import (
+    TelegramLink,
+    build_channels,
+    default_channels,
+    run_telegram_poller,
+)
 from tradewire.store import Projector
 from tradewire.store.sqlite import SqliteStore, open_store
 
@@ -138,12 +144,14 @@ class Gateway:
                 self.settings.data_dir, self.settings.durability, projectors=self._projectors()
             )
             self.tokens = SessionTokens(load_or_create_secret(self.settings.data_dir))
+            self.notifications = build_channels(self.settings, self.store)  # (#4)
             self.delivery = DeliveryDriver(
                 store=self.store,
                 router=self.router,
                 sub=self.sub,
                 metrics=self.metrics,
-                config=delivery_config(self.settings),
+                config=delivery_config(self.settings, frozenset(self.notifications.channels)),
+                channels=self.notifications.channels,
                 max_frame_bytes=self.settings.max_frame_bytes,
             )
             await self.delivery.restore()
@@ -158,6 +166,7 @@ class Gateway:
         self.request_stop()
         await self._drain_tasks()
         await self.delivery.close()
+        await self.notifications.aclose()
         self._close_sockets()
         await self.store.close()
 
@@ -221,6 +230,12 @@ class Gateway:
         ]
         # platform ingest (#5): the heartbeat watch, cancelled with the others on stop
         self._tasks.append(asyncio.create_task(self.ingest_health.run(), name="ingest-health"))
+        telegram = self.notifications.telegram
+        if telegram is not None and self.settings.telegram_poll:  # (#4) the bot's updates
+            active_ms = int(self.settings.telegram_active_minutes * 60_000)
+            link = TelegramLink(self.store, self.delivery, active_ms)
+            poll = run_telegram_poller(self.settings, telegram, link)
+            self._tasks.append(asyncio.create_task(poll, name="telegram-updates"))
         while not http.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
             await asyncio.sleep(0.01)
         self.metrics.up.set(1)
@@ -241,8 +256,14 @@ class Gateway:
         self._tasks = []
 
 
-def delivery_config(settings: Settings) -> DeliveryConfig:
-    """The delivery engine's tunables from the process settings."""
+def delivery_config(
+    settings: Settings, external: frozenset[ChannelType] = frozenset()
+) -> DeliveryConfig:
+    """The delivery engine's tunables from the process settings.
+
+    ``external`` are the notification channels that have an adapter; the
+    live session (``WEB``) always has one.
+    """
 
     def ms(seconds: float) -> int:
         return max(1, int(seconds * 1000))
@@ -252,9 +273,8 @@ def delivery_config(settings: Settings) -> DeliveryConfig:
         ack_timeout_ms=ms(settings.ack_timeout_seconds),
         critical_ack_timeout_ms=ms(settings.critical_ack_timeout_seconds),
         critical_deadline_ms=ms(settings.critical_deadline_seconds),
-        # Only the live session has an adapter so far; the external channels
-        # (Telegram, email, push, ...) join this set when configured.
-        enabled_channels=frozenset({ChannelType.WEB}),
+        default_channels=default_channels(settings),
+        enabled_channels=frozenset({ChannelType.WEB}) | external,
     )
 
 

@@ -31,6 +31,7 @@ class ProfilePatch(BaseModel):
     discord_webhook_url: str | None = None
     slack_webhook_url: str | None = None
     webhook_url: str | None = None
+    webhook_secret: str | None = Field(None, description="HMAC key signing your webhook calls")
     apprise_url: str | None = None
     timezone: str | None = Field(None, examples=["Europe/Rome"])
     display_name: str | None = None
@@ -60,6 +61,14 @@ def _own(gateway: Gateway, request: Request, user_id: str) -> None:
 def create_users_router(gateway: Gateway) -> APIRouter:
     """Routes under ``/api/users/{user_id}/profile`` and ``.../push-subscriptions``."""
     router = APIRouter(tags=["users"])
+
+    @router.get("/api/push/vapid-public-key")
+    async def vapid_public_key() -> dict[str, str]:
+        """The key a web page passes to ``pushManager.subscribe({applicationServerKey})``."""
+        push = gateway.notifications.push
+        if push is None:
+            raise HTTPException(404, detail={"code": "NOT_CONFIGURED", "message": "no Web Push"})
+        return {"public_key": push.application_server_key}
 
     @router.get("/api/users/{user_id}/profile")
     async def get_profile(user_id: str, request: Request) -> dict[str, Any]:

@@ -46,6 +46,7 @@ __all__ = [
 
 USERS_STREAM: Final = "users"
 _CODE_TTL_MS: Final = 15 * 60_000
+_TABLES: Final = ("user_profiles", "push_subscriptions", "telegram_link_codes", "telegram_chats")
 _ADDRESS_FIELDS: Final = (
     "email",
     "telegram_chat_id",
@@ -53,6 +54,7 @@ _ADDRESS_FIELDS: Final = (
     "slack_webhook_url",
     "webhook_url",
     "apprise_url",
+    "webhook_secret",
 )
 
 
@@ -81,6 +83,7 @@ class ProfileChange(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     discord_webhook_url: str | None = None
     slack_webhook_url: str | None = None
     webhook_url: str | None = None
+    webhook_secret: str | None = None
     apprise_url: str | None = None
     timezone: str | None = None
     display_name: str | None = None
@@ -196,11 +199,13 @@ class UsersProjector:
 
     def reset(self, db: SqlExecutor) -> None:
         """Empty the directory tables."""
-        for table in ("user_profiles", "push_subscriptions", "telegram_link_codes"):
+        for table in _TABLES:
             db.execute(f"DELETE FROM {table}")
 
 
 def _merge_profile(db: SqlExecutor, user_id: str, fields: dict[str, Any], at_ms: int) -> None:
+    if "telegram_chat_id" in fields:
+        _link_chat(db, user_id, str(fields["telegram_chat_id"] or ""))
     row = db.execute("SELECT doc FROM user_profiles WHERE user_id = ?", (user_id,)).fetchone()
     doc: dict[str, Any] = msgspec.json.decode(row[0]) if row else {}
     doc.update(fields)
@@ -210,6 +215,15 @@ def _merge_profile(db: SqlExecutor, user_id: str, fields: dict[str, Any], at_ms:
         "updated_at_ms = excluded.updated_at_ms",
         (user_id, msgspec.json.encode(doc).decode(), at_ms),
     )
+
+
+def _link_chat(db: SqlExecutor, user_id: str, chat_id: str) -> None:
+    """One chat belongs to one user, and a user has one linked chat."""
+    db.execute("DELETE FROM telegram_chats WHERE user_id = ? OR chat_id = ?", (user_id, chat_id))
+    if chat_id:
+        db.execute(
+            "INSERT INTO telegram_chats (chat_id, user_id) VALUES (?, ?)", (chat_id, user_id)
+        )
 
 
 def _now_ms() -> int:
@@ -303,6 +317,13 @@ class StoreDirectory:
             return None
         doc: dict[str, Any] = msgspec.json.decode(rows[0][0]) if rows else {}
         return _profile(user_id, doc, tuple(PushSubscription(*row) for row in subs))
+
+    async def user_of_chat(self, chat_id: str) -> str | None:
+        """The user whose linked Telegram chat is ``chat_id``, or ``None``."""
+        rows = await self.store.query(
+            "SELECT user_id FROM telegram_chats WHERE chat_id = ?", (chat_id,)
+        )
+        return str(rows[0][0]) if rows else None
 
     async def remove_push_subscription(self, user_id: str, endpoint: str) -> None:
         """Forget a subscription the push service said is gone."""

@@ -28,6 +28,7 @@ def profile_view(profile: UserProfile) -> dict[str, Any]:
         "discord_webhook_url": mask_url(profile.discord_webhook_url),
         "slack_webhook_url": mask_url(profile.slack_webhook_url),
         "webhook_url": mask_url(profile.webhook_url),
+        "webhook_secret": "***" if profile.webhook_secret else "",
         "apprise_url": "***" if profile.apprise_url else "",
         "push_subscriptions": [mask_url(s.endpoint) for s in profile.push_subscriptions],
         "timezone": profile.timezone,

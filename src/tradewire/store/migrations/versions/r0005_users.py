@@ -19,7 +19,7 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
-    """Create ``user_profiles``, ``push_subscriptions`` and ``telegram_link_codes``."""
+    """Create the profile, push subscription and Telegram tables."""
     op.create_table(
         "user_profiles",
         sa.Column("user_id", sa.String(255), primary_key=True),
@@ -36,6 +36,12 @@ def upgrade() -> None:
     )
     op.create_index("ix_push_subscriptions_user", "push_subscriptions", ["user_id"])
     op.create_table(
+        "telegram_chats",
+        sa.Column("chat_id", sa.String(64), primary_key=True),
+        sa.Column("user_id", sa.String(255), nullable=False),
+    )
+    op.create_index("ix_telegram_chats_user", "telegram_chats", ["user_id"])
+    op.create_table(
         "telegram_link_codes",
         sa.Column("code_sha256", sa.String(64), primary_key=True),
         sa.Column("user_id", sa.String(255), nullable=False),
@@ -47,6 +53,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Drop the user directory tables."""
     op.drop_table("telegram_link_codes")
+    op.drop_index("ix_telegram_chats_user", table_name="telegram_chats")
+    op.drop_table("telegram_chats")
     op.drop_index("ix_push_subscriptions_user", table_name="push_subscriptions")
     op.drop_table("push_subscriptions")
     op.drop_table("user_profiles")
