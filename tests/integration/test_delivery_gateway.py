@@ -12,15 +12,19 @@ import httpx
 import pytest
 
 from tests.integration.gateway_proc import GatewayProcess, running_gateway
-from tests.integration.userevents import container, make_event, session, token_for
+from tests.integration.userevents import container, make_event, sample, session, token_for
 from tradewire.wire import (
     AckStatus,
     ChannelPreference,
     ChannelType,
     EventAck,
     Priority,
+    Rejection,
+    decode_user_event,
     encode_user_event,
 )
+
+REJECTED = "tradewire_inputs_rejected_total"
 
 
 async def get(url: str, *, headers: dict[str, str] | None = None) -> Any:
@@ -192,26 +196,35 @@ async def test_unacked_critical_is_retried_after_the_ack_timeout(gw: GatewayProc
 
 
 @pytest.mark.parametrize(
-    "frames",
+    ("frames", "code"),
     [
-        [os.urandom(64)],
-        [b"\x99" + encode_user_event(make_event("x"))[1:]],  # unknown type id
-        [encode_user_event(make_event("x"))[:9]],  # truncated protobuf
-        [b""],  # empty frame
-        [b"\x20" + b"\x0a" * (2 << 20)],  # over the frame size limit
+        ([os.urandom(64)], None),  # whatever the decoder finds wrong first
+        ([b"\x99" + encode_user_event(make_event("x"))[1:]], "UNKNOWN_TYPE_ID"),
+        ([encode_user_event(make_event("x"))[:9]], "INVALID_PROTOBUF"),  # truncated
+        ([b""], "EMPTY_FRAME"),
+        ([b"\x20" + b"\x0a" * (2 << 20)], "FRAME_TOO_LARGE"),  # over the 1 MiB limit
     ],
     ids=["random", "unknown-type", "truncated", "empty", "oversized"],
 )
 async def test_hostile_frames_get_ack_error_and_good_traffic_goes_on(
-    gw: GatewayProcess, frames: list[bytes]
+    gw: GatewayProcess, frames: list[bytes], code: str | None
 ) -> None:
+    verdict = decode_user_event(frames[0])
+    assert isinstance(verdict, Rejection)
+    assert code in (None, verdict.code)
+    before = await get(f"{gw.http}/metrics")
     async with container(gw) as c, session(gw, "hank") as s:
         await c.send_raw(*frames)
-        bad = await c.ack()
-        assert isinstance(bad, EventAck) or bad.code == "MISSING_FIELD"  # id unreadable
+        bad = await c.raw_ack()  # its event id is empty when unreadable
+        assert bad.status == AckStatus.ACK_ERROR
+        assert bad.event_id == (verdict.msg_id or "")
+        assert bad.error_message.startswith(f"{verdict.code}: "), bad.error_message
         good = make_event("hank")
         await c.send(good)
         assert (await s.next())["msg_id"] == good.event_id
+    after = await get(f"{gw.http}/metrics")
+    counted = sample(after.text, REJECTED, endpoint="zmq_router", code=verdict.code)
+    assert counted - sample(before.text, REJECTED, endpoint="zmq_router", code=verdict.code) == 1
 
 
 async def test_inbox_and_event_history_are_private_to_their_user(gw: GatewayProcess) -> None:

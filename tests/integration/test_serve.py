@@ -103,7 +103,22 @@ def test_bad_config_value_is_one_clear_line(tmp_path: Path) -> None:
     assert "invalid value for http_port (from config file" in result.stderr
 
 
+COMMANDS = {"serve", "token", "keys", "send", "status", "ingest", "rebuild", "users", "report"}
+
+
 def test_help_lists_every_command() -> None:
     result = run_cli("--help")
-    assert result.returncode == 0
-    assert "serve" in result.stdout
+    assert result.returncode == 0, result.stderr
+    listed = result.stdout.split("\nCommands:\n", 1)[1].splitlines()
+    names = {line.split()[0] for line in listed if line.startswith("  ") and line.strip()}
+    assert names >= COMMANDS, sorted(COMMANDS - names)  # more may come (report, ...)
+    for line in listed:
+        if line.startswith("  ") and line.strip():
+            assert len(line.split(None, 1)) == 2, f"no summary: {line!r}"
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_has_its_own_help(command: str) -> None:
+    result = run_cli(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"Usage: tradewire {command} "), result.stdout

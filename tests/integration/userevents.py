@@ -10,13 +10,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import websockets
 import zmq
 import zmq.asyncio
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.gateway_proc import GatewayProcess, run_cli
 from tradewire.wire import (
+    EVENT_ACK_TYPE_ID,
+    AckStatus,
     ChannelPreference,
+    ChannelType,
     EventAck,
     EventType,
     Priority,
@@ -26,6 +31,7 @@ from tradewire.wire import (
     encode_fast_path,
     encode_user_event,
 )
+from tradewire.wire._pb import user_events_pb2
 
 WAIT = 30.0  # generous: the machine is shared; never a timing assertion
 
@@ -80,6 +86,23 @@ class Container:
         raw = await asyncio.wait_for(self.dealer.recv(), WAIT)
         return decode_event_ack(raw)
 
+    async def raw_ack(self) -> EventAck:
+        """The next ack as the gateway sent it, without the strict decoder's checks.
+
+        An ACK_ERROR for a frame whose event id was unreadable carries an empty
+        ``event_id``, which :func:`decode_event_ack` refuses (``MISSING_FIELD``).
+        """
+        raw = await asyncio.wait_for(self.dealer.recv(), WAIT)
+        assert raw[:1] == bytes([EVENT_ACK_TYPE_ID]), raw[:16]
+        message = user_events_pb2.EventAck()
+        message.ParseFromString(raw[1:])
+        return EventAck(
+            event_id=message.event_id,
+            status=AckStatus(message.status),
+            error_message=message.error_message,
+            delivered_via=ChannelType(message.delivered_via),
+        )
+
     async def acks_until(self, event_id: str, status: int) -> list[EventAck]:
         """Read acks until one for ``event_id`` has ``status``; return all read."""
         seen: list[EventAck] = []
@@ -96,6 +119,15 @@ class Container:
             msg = await asyncio.wait_for(self.xpub.recv(), WAIT)
             if msg == b"\x01" + user.encode():
                 return
+
+    async def wait_unsubscribed(self, user: str) -> list[bytes]:
+        """Wait for the gateway's SUB to drop ``user``'s topic; the messages read before."""
+        seen: list[bytes] = []
+        while True:
+            msg = await asyncio.wait_for(self.xpub.recv(), WAIT)
+            if msg == b"\x00" + user.encode():
+                return seen
+            seen.append(msg)
 
     async def publish_fast(self, event: UserEvent) -> None:
         await self.xpub.send_multipart(list(encode_fast_path(event)))
@@ -142,6 +174,22 @@ async def session(gw: GatewayProcess, user: str, query: str = "") -> AsyncIterat
     url = f"{gw.ws}/ws/session?token={token_for(gw, user)}{query}"
     async with websockets.connect(url, open_timeout=WAIT) as ws:
         yield Session(ws)
+
+
+async def metrics(gw: GatewayProcess) -> str:
+    """The gateway's ``/metrics`` text."""
+    async with httpx.AsyncClient(timeout=WAIT) as client:
+        return (await client.get(f"{gw.http}/metrics")).text
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels`` (0 if none)."""
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for point in family.samples:
+            if point.name == name and labels.items() <= point.labels.items():
+                total += point.value
+    return total
 
 
 def data_dir_of(gw: GatewayProcess) -> Path:

@@ -6,9 +6,9 @@ at most ``capacity`` items. When it is full, INFORMATIONAL items are dropped
 first (the newest arrival if it is INFORMATIONAL itself, otherwise the oldest
 queued one) and counted. Guaranteed items (NORMAL, CRITICAL) are never
 dropped: when the outbox is full of them, :meth:`Outbox.put` reports
-``overflow`` and the caller disconnects the session as a slow consumer. The
-events stay unacknowledged in the store and are replayed in order when the
-user reconnects, so nothing guaranteed is lost.
+``overflow`` and does not take the item; the caller either disconnects the
+session as a slow consumer or leaves the item to a later retry. Either way
+the event stays unacknowledged in the store, so nothing guaranteed is lost.
 """
 
 from __future__ import annotations
