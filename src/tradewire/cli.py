@@ -166,6 +166,16 @@ def _add_user_commands() -> None:
 _add_user_commands()
 
 
+def _add_report_commands() -> None:
+    """Run analytics (#6): ``report`` (cli_report imports this module)."""
+    from tradewire.cli_report import report
+
+    cli.add_command(report)
+
+
+_add_report_commands()
+
+
 def main() -> None:
     """Entry point of the ``tradewire`` script."""
     cli(prog_name="tradewire")

@@ -81,6 +81,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     vapid_subject: str = "mailto:operator@localhost"
     push_allow_http: bool = False
     webhook_secret: str = ""
+    bridge: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    """Ingest bridge rules per event type, TOML only: ``[bridge.ORDER_FILLED]``
+    ``priority``, ``channels``, ``enabled`` (see ``docs/concepts/bridge.md``)."""
 
     def __repr__(self) -> str:
         # secrets (bot token, SMTP password, VAPID and webhook keys) never reach a log
@@ -95,6 +98,8 @@ SECRET_SETTINGS = frozenset(
     {"telegram_bot_token", "smtp_password", "vapid_private_key", "webhook_secret"}
 )
 
+
+_TOML_ONLY = frozenset({"bridge"})  # nested tables: no environment or flag form
 
 # Environment variables are strings; these settings are converted from them.
 _FIELDS = {f.name: f for f in msgspec.structs.fields(Settings)}
@@ -119,6 +124,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
     layer: dict[str, Any] = {}
     for name in _FIELDS:
+        if name in _TOML_ONLY:
+            continue
         raw = environ.get(ENV_PREFIX + name.upper())
         if raw is not None and raw != "":
             layer[name] = raw
@@ -147,7 +154,20 @@ def _validate(merged: dict[str, Any], origins: dict[str, str]) -> Settings:
         ) from None
     _check_ports(settings, origins)
     _check_positive(settings, origins)
+    _check_bridge(settings, origins)
     return settings
+
+
+def _check_bridge(settings: Settings, origins: dict[str, str]) -> None:
+    from tradewire.bridge.rules import BridgeConfigError, parse_bridge_rules
+
+    try:
+        parse_bridge_rules(settings.bridge)
+    except BridgeConfigError as exc:
+        raise ConfigError(
+            f"invalid bridge rule (from {origins.get('bridge', 'config')}): {exc}",
+            setting=exc.field,
+        ) from None
 
 
 def _failed_key(message: str) -> str | None:

@@ -8,6 +8,7 @@ from fastapi import FastAPI, WebSocket
 from fastapi.responses import Response
 
 from tradewire import __version__
+from tradewire.server.analytics_routes import create_analytics_router
 from tradewire.server.events_routes import create_events_router
 from tradewire.server.ingest_routes import create_ingest_router
 from tradewire.server.metrics import CONTENT_TYPE_LATEST
@@ -53,4 +54,5 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.include_router(create_events_router(gateway))  # user-event delivery
     app.include_router(create_ingest_router(gateway, gateway.ingest_hub))  # platform ingest
     app.include_router(create_users_router(gateway))  # user directory (#4)
+    app.include_router(create_analytics_router(gateway))  # run analytics (#6)
     return app

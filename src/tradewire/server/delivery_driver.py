@@ -172,6 +172,13 @@ class DeliveryDriver:
         self._inputs.append(item)
         self._wake.set()
 
+    def submit(self, event: Event) -> None:
+        """Deliver ``event`` like a container's frame, but with no sender: no EventAck is sent.
+
+        For events the gateway makes itself (the ingest bridge).
+        """
+        self._put(_Frame(None, event))
+
     def session_opened(self, session: LiveSession) -> None:
         """SessionListener: a live session opened."""
         self._put(_Opened(session))

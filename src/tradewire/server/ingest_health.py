@@ -54,6 +54,7 @@ class HealthWatch:
         self.clock = clock
         self.announced = 0
         self._wake = asyncio.Event()
+        self.change_sinks: list[Callable[[HealthChange], None]] = []
         hub.heartbeat_sinks.append(self.beat)
 
     def beat(self, source: str, user_id: str | None) -> None:
@@ -71,6 +72,8 @@ class HealthWatch:
         return changes
 
     def _announce(self, change: HealthChange) -> None:
+        for sink in self.change_sinks:
+            sink(change)
         if change.user_id is None:
             return
         body, topics = alert_for(change, self.watcher.policy.miss_factor, dt.datetime.now(dt.UTC))

@@ -28,12 +28,15 @@ import zmq
 import zmq.asyncio
 
 from tradewire.auth import SessionTokens, load_or_create_secret
+from tradewire.bridge import IngestBridge, parse_bridge_rules
 from tradewire.config import Settings
 from tradewire.delivery import ChannelType, DeliveryConfig
 from tradewire.errors import PortInUseError
 from tradewire.ingest.routing import Hub
+from tradewire.ingest.run_analytics import RunAnalyticsCache
 from tradewire.projections import all_projectors
 from tradewire.server.app import create_app
+from tradewire.server.bridge_pump import BridgePump
 from tradewire.server.delivery_driver import DeliveryDriver
 from tradewire.server.ingest_health import HealthWatch, heartbeat_policy
 from tradewire.server.metrics import GatewayMetrics
@@ -155,6 +158,7 @@ class Gateway:
                 max_frame_bytes=self.settings.max_frame_bytes,
             )
             await self.delivery.restore()
+            await self._start_bridge()
         except BaseException:
             self._close_sockets()
             raise
@@ -194,6 +198,21 @@ class Gateway:
             http=f"http://{_host_for_url(s.host)}:{port}", zmq_sub=sub, zmq_router=router
         )
 
+    async def _start_bridge(self) -> None:
+        """Run analytics and the ingest -> user event bridge (#6)."""
+        self.run_analytics = RunAnalyticsCache(self.store)
+        rules = parse_bridge_rules(self.settings.bridge)
+        self.bridge = BridgePump(
+            self.store,
+            self.delivery.submit,
+            IngestBridge(rules),
+            self.run_analytics,
+            live=self.delivery.sessions.is_active,  # INFORMATIONAL needs a live session
+        )
+        await self.bridge.start()
+        self.ingest_hub.commit_sinks.append(self.bridge.committed)
+        self.ingest_health.change_sinks.append(self.bridge.health_changed)
+
     def _projectors(self) -> list[Projector]:
         return all_projectors()
 
@@ -230,6 +249,7 @@ class Gateway:
         ]
         # platform ingest (#5): the heartbeat watch, cancelled with the others on stop
         self._tasks.append(asyncio.create_task(self.ingest_health.run(), name="ingest-health"))
+        self._tasks.append(asyncio.create_task(self.bridge.run(), name="ingest-bridge"))  # (#6)
         telegram = self.notifications.telegram
         if telegram is not None and self.settings.telegram_poll:  # (#4) the bot's updates
             active_ms = int(self.settings.telegram_active_minutes * 60_000)

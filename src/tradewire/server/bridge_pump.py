@@ -1,0 +1,222 @@
+"""The gateway side of the ingest bridge: committed ingest records -> user events.
+
+Theory of operation
+-------------------
+One task owns the pure :class:`~tradewire.bridge.IngestBridge`. It reads the
+``ingest`` stream from the store after its *cursor* (the last seq bridged,
+kept in the store's meta as ``bridge.ingest_cursor``), translates each
+record, and hands the events to the delivery driver with
+``DeliveryDriver.submit``. The transports only *wake* it after a commit
+(``Hub.commit_sinks``), so live records and a replay after a restart take the
+same path. The cursor moves past a page only once every guaranteed
+(NORMAL / CRITICAL) event of that page is in the ``user_event`` stream
+(or after ``persist_timeout_s``, logged): a crash between the ingest ack and
+the bridging replays the page on the next start, and the event ids, derived
+from the causes, make the replay notify nothing twice. INFORMATIONAL events
+are never stored (fire and forget), so a crash may lose those.
+
+A data dir that has no cursor yet (first start with the bridge) starts at the
+current end of the ``ingest`` stream: history is not notified.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Final
+
+from tradewire.bridge import IngestBridge, OrderInfo, RunEnded, RunInfo, RunSnapshot
+from tradewire.delivery.model import Event, Priority
+from tradewire.ingest.heartbeats import HealthChange
+from tradewire.ingest.projector import INGEST_STREAM
+from tradewire.ingest.run_analytics import RunAnalyticsCache, load_fills, load_run_row
+from tradewire.store import AppendResult
+from tradewire.store.sqlite import SqliteStore
+from tradewire.wire import Envelope, Rejection
+from tradewire.wire.envelope import decode_envelope
+
+__all__ = ["CURSOR_META", "BridgePump"]
+
+log = logging.getLogger("tradewire.bridge")
+
+CURSOR_META: Final = "bridge.ingest_cursor"
+_NO_LIMIT: Final = 1 << 40
+_ORDERS_SQL: Final = (
+    "SELECT o.order_id, o.symbol, o.side, o.order_type, o.quantity, o.price, o.strategy_id, "
+    "(SELECT h.status FROM order_status_history h WHERE h.order_id = o.order_id "
+    "AND h.seq < ? AND h.applied = 1 ORDER BY h.seq DESC, h.ordinal DESC LIMIT 1) "
+    "FROM orders o WHERE o.run_id = ? AND o.first_seq < ?"
+)
+_CHUNK: Final = 400
+_DECODED_MAX: Final = 8192
+
+
+class BridgePump:
+    """Feeds committed ingest records through the bridge into the delivery driver."""
+
+    def __init__(
+        self,
+        store: SqliteStore,
+        submit: Callable[[Event], None],
+        bridge: IngestBridge,
+        analytics: RunAnalyticsCache,
+        *,
+        live: Callable[[str], bool] = lambda _user: True,
+        page: int = 256,
+        persist_timeout_s: float = 10.0,
+    ) -> None:
+        self.store = store
+        self.submit = submit
+        self.bridge = bridge
+        self.analytics = analytics
+        self.live = live
+        self.page = page
+        self.persist_timeout_s = persist_timeout_s
+        self.cursor = 0
+        self.submitted = 0
+        self._wake = asyncio.Event()
+        self._decoded: dict[int, Envelope | Rejection] = {}
+
+    def committed(self, envelope: Envelope, result: AppendResult) -> None:
+        """A ``Hub.commit_sinks`` entry: a record was committed, bridge it soon.
+
+        The decoded envelope is kept (bounded) so the pump need not decode the
+        body it reads back from the store again.
+        """
+        decoded = self._decoded
+        decoded[result.record.seq] = envelope
+        if len(decoded) > _DECODED_MAX:
+            del decoded[next(iter(decoded))]
+        self._wake.set()
+
+    def health_changed(self, change: HealthChange) -> None:
+        """A ``HealthWatch.change_sinks`` entry: a source down becomes EVENT_ERROR."""
+        if change.user_id is None:  # every ingest path authenticates: not expected
+            log.warning("source down without owner", extra={"source": change.source})
+            return
+        for event in self.bridge.source_down(change, change.user_id, dt.datetime.now(dt.UTC)):
+            self._submit(event)
+
+    async def start(self) -> None:
+        """Read the cursor (first start: the current end of the ingest stream)."""
+        stored = await self.store.get_meta(CURSOR_META)
+        if stored is not None:
+            self.cursor = int(stored)
+            return
+        rows = await self.store.query(
+            "SELECT COALESCE(max(seq), 0) FROM records WHERE stream = ?", (INGEST_STREAM,)
+        )
+        self.cursor = int(rows[0][0])
+        await self.store.set_meta(CURSOR_META, str(self.cursor))
+
+    async def run(self) -> None:
+        """Bridge every record after the cursor, then wait for a wake-up; until cancelled."""
+        while True:
+            self._wake.clear()
+            try:
+                bridged = await self._bridge_page()
+            except Exception:  # the store failed: keep the cursor, try again shortly
+                log.exception("ingest bridge page failed", extra={"cursor": self.cursor})
+                await asyncio.sleep(1.0)
+                continue
+            if not bridged:
+                await self._wake.wait()
+
+    async def _bridge_page(self) -> bool:
+        """Bridge one page after the cursor; ``False`` when there was nothing to do."""
+        records = await self.store.read(INGEST_STREAM, self.cursor, self.page)
+        if not records:
+            return False
+        guaranteed: list[str] = []
+        for record in records:
+            for event in await self._translate(record.seq, record.user_id, record.body):
+                self._submit(event)
+                if event.priority is not Priority.INFORMATIONAL:
+                    guaranteed.append(event.event_id)
+        await self._await_persisted(guaranteed)
+        self.cursor = records[-1].seq
+        await self.store.set_meta(CURSOR_META, str(self.cursor))
+        return True
+
+    def _submit(self, event: Event) -> None:
+        self.submit(event)
+        self.submitted += 1
+
+    async def _translate(self, seq: int, user_id: str | None, body: bytes) -> list[Event]:
+        envelope = self._decoded.pop(seq, None) or decode_envelope(body, max_bytes=_NO_LIMIT)
+        if isinstance(envelope, Rejection) or user_id is None:
+            return []
+        try:
+            run_id = self.bridge.unknown_run(envelope)
+            if run_id is not None:
+                self.bridge.load_run(run_id, user_id, await self._snapshot(run_id, seq))
+            out = self.bridge.translate(seq, user_id, envelope, informational=self.live(user_id))
+            events = list(out.events)
+            for ended in out.ended:
+                events += await self._completed(ended)
+        except Exception:  # a bug must not stop the bridge: log it, skip the record
+            log.exception("cannot bridge ingest record", extra={"seq": seq})
+            return []
+        return events
+
+    async def _snapshot(self, run_id: str, seq: int) -> RunSnapshot:
+        fills = await load_fills(self.store, run_id, before_seq=seq)
+        rows = await self.store.query(_ORDERS_SQL, (seq, run_id, seq))
+        orders = {
+            row[0]: OrderInfo(
+                symbol=row[1],
+                side=str(row[2]).upper(),
+                order_type=row[3] or "",
+                quantity=_decimal(row[4]),
+                price=_decimal(row[5]),
+                strategy_id=row[6] or "",
+                status=row[7] or "NEW",
+            )
+            for row in rows
+        }
+        run = await load_run_row(self.store, run_id)
+        return RunSnapshot(fills, orders, exchange=(run.venue or "") if run else "")
+
+    async def _completed(self, ended: RunEnded) -> list[Event]:
+        run = await load_run_row(self.store, ended.run_id)
+        if run is None:
+            return []
+        analysis = await self.analytics.analysis(run)
+        traded = sorted({t.symbol for t in analysis.book.trades})
+        info = RunInfo(
+            strategy_id=run.strategy_id or "",
+            strategy_name=run.instance_name or run.strategy_id or "",
+            symbol=",".join(run.symbols or traded),
+            timeframe=run.timeframe or "",
+        )
+        return self.bridge.run_completed(ended, analysis.metrics, info)
+
+    async def _await_persisted(self, event_ids: list[str]) -> None:
+        pending = set(event_ids)
+        deadline = time.monotonic() + self.persist_timeout_s
+        delay = 0.002
+        while pending:
+            ids = sorted(pending)
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = await self.store.query(
+                    f'SELECT "key" FROM records WHERE stream = ? AND "key" IN ({marks})',
+                    ("user_event", *chunk),
+                )
+                pending.difference_update(row[0] for row in rows)
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                log.warning("bridged events not persisted in time", extra={"missing": len(pending)})
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+
+def _decimal(value: object) -> Decimal | None:
+    return Decimal(value) if isinstance(value, str) and value else None
