@@ -25,8 +25,9 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from tests.integration.mail_push_servers import SmtpRecorder, push_service, smtp_server
 from tests.loopback.discord_api import FakeDiscord, rate_limited
 from tests.loopback.json_sink import FakeJsonSink
 from tests.loopback.server import Scripted, closed_port
@@ -36,6 +37,8 @@ from tests.loopback.webhook_receiver import SECRET, FakeReceiver
 from tradewire.channels import InMemoryDirectory, UserProfile
 from tradewire.channels.apprise_channel import AppriseChannel
 from tradewire.channels.discord import DiscordChannel
+from tradewire.channels.email import EmailChannel, SmtpSettings
+from tradewire.channels.push import VapidSettings, WebPushChannel, generate_vapid_keys
 from tradewire.channels.slack import SlackChannel
 from tradewire.channels.telegram import TelegramBotApi, TelegramChannel
 from tradewire.channels.templates import TemplateRenderer
@@ -256,11 +259,99 @@ async def apprise_rig() -> AsyncIterator[ContractRig]:
             yield ContractRig(ch, unreachable, arrange, "u-ok", "u-none", None, secrets)
 
 
+# -- Email -----------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def email_rig() -> AsyncIterator[ContractRig]:
+    # SMTP has no retry-after: a 4xx reply is "try later" without a time.
+    password = "smtp-pass-0123456789"
+    recorder = SmtpRecorder()
+    address = "alice@example.com"
+
+    def settings(port: int, timeout_s: float) -> SmtpSettings:
+        return SmtpSettings(
+            host="127.0.0.1",
+            port=port,
+            from_address="alerts@example.com",
+            security="none",
+            username="tw",
+            password=password,
+            timeout_s=timeout_s,
+            digest_window_ms=0,
+        )
+
+    async with smtp_server(recorder, credentials=("tw", password)) as server:
+        directory = InMemoryDirectory([UserProfile("u-ok", email=address), UserProfile("u-none")])
+        async with (
+            EmailChannel(settings(server.port, SLOW_TIMEOUT_S), directory, RENDERER) as channel,
+            EmailChannel(settings(closed_port(), 2.0), directory, RENDERER) as unreachable,
+        ):
+
+            async def arrange(scenario: Scenario) -> None:
+                recorder.rcpt_replies.clear()
+                recorder.data_reply, recorder.data_delay_s = None, 0.0
+                if scenario is Scenario.RETRY:
+                    recorder.rcpt_replies[address] = "451 4.7.1 Try again later"
+                elif scenario is Scenario.SERVER_ERROR:
+                    recorder.data_reply = "421 4.3.0 Service not available"
+                elif scenario is Scenario.PERMANENT:
+                    recorder.rcpt_replies[address] = "550 5.1.1 Recipient address rejected"
+                elif scenario is Scenario.SLOW:
+                    recorder.data_delay_s = SLOW_DELAY_S
+
+            yield ContractRig(channel, unreachable, arrange, "u-ok", "u-none", None, (password,))
+
+
+# -- Web Push --------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def push_rig() -> AsyncIterator[ContractRig]:
+    keys = generate_vapid_keys()
+    vapid = VapidSettings(
+        private_key=keys.private_key,
+        subject="mailto:ops@example.com",
+        timeout_s=SLOW_TIMEOUT_S,
+        allow_http_endpoints=True,
+    )
+    async with push_service(keys.public_key) as service:
+        good = service.subscribe("accept")
+        endpoint_of = {
+            Scenario.SUCCESS: good,
+            Scenario.RETRY: service.subscribe("rate_limited", retry_after="7"),
+            Scenario.SERVER_ERROR: service.subscribe("error"),
+            Scenario.PERMANENT: service.subscribe("gone"),
+            Scenario.SLOW: service.subscribe("slow"),
+        }
+        down = UserProfile(
+            "u-ok",
+            push_subscriptions=(
+                replace(good.subscription, endpoint=f"http://127.0.0.1:{closed_port()}/push/x"),
+            ),
+        )
+        live = InMemoryDirectory([UserProfile("u-ok", push_subscriptions=(good.subscription,))])
+        live.put(UserProfile("u-none", email="a@b.c"))
+        async with (
+            WebPushChannel(vapid, live, RENDERER) as channel,
+            WebPushChannel(vapid, InMemoryDirectory([down]), RENDERER) as unreachable,
+        ):
+
+            async def arrange(scenario: Scenario) -> None:
+                browser = endpoint_of[scenario]
+                live.put(UserProfile("u-ok", push_subscriptions=(browser.subscription,)))
+
+            private = (keys.private_key, good.subscription.auth)
+            yield ContractRig(channel, unreachable, arrange, "u-ok", "u-none", 7_000, private)
+
+
 CONTRACT_CASES: list[ContractCase] = [
     ContractCase("telegram", telegram_rig),
     ContractCase("discord", discord_rig),
     ContractCase("slack", slack_rig),
     ContractCase("webhook", webhook_rig),
     ContractCase("apprise", apprise_rig),
+    ContractCase("email", email_rig),
+    ContractCase("push", push_rig),
 ]
 """Every adapter under the shared contract; append yours."""

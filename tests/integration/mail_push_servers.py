@@ -168,6 +168,8 @@ class SmtpRecorder:
 
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     data_reply: str | None = None
+    data_delay_s: float = 0.0
+    """Wait this long before answering ``DATA`` (a server slower than the client's timeout)."""
     received: list[ReceivedMail] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -181,6 +183,8 @@ class SmtpRecorder:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.data_delay_s:
+            await asyncio.sleep(self.data_delay_s)
         if self.data_reply is not None:
             return self.data_reply
         content = envelope.original_content or b""
@@ -279,7 +283,9 @@ async def smtp_server(
 
 # -------------------------------------------------------------------- PUSH
 
-PushBehaviour = Literal["accept", "gone", "not_found", "rate_limited", "error", "too_large"]
+PushBehaviour = Literal["accept", "gone", "not_found", "rate_limited", "error", "too_large", "slow"]
+SLOW_PUSH_S = 1.0
+"""How long a ``slow`` endpoint takes before it accepts."""
 _STATUS: dict[str, int] = {
     "gone": 410,
     "not_found": 404,
@@ -388,7 +394,9 @@ class PushService:
         except _Refused as refusal:
             self.refused.append((name, refusal.status, refusal.reason))
             return Response(refusal.reason, status_code=refusal.status)
-        if browser.behaviour != "accept":
+        if browser.behaviour == "slow":
+            await asyncio.sleep(SLOW_PUSH_S)
+        elif browser.behaviour != "accept":
             headers = {}
             if browser.behaviour == "rate_limited" and browser.retry_after is not None:
                 headers["Retry-After"] = browser.retry_after

@@ -1,7 +1,7 @@
 """The one contract every notification channel adapter passes, over real loopback servers.
 
 Parametrized over :data:`tests.integration.channel_contract.CONTRACT_CASES`
-(Telegram, Discord, Slack, signed webhook; email and push add theirs there):
+(Telegram, Discord, Slack, signed webhook, Apprise, email and Web Push):
 success is ``Delivered``, "retry later" is ``Retryable`` with the service's
 retry-after, a refusal is ``PermanentFailure``, an unknown user or one
 without an address is permanent, a closed port and a silent server are

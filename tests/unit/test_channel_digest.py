@@ -206,3 +206,11 @@ def test_windows_are_greedy_and_never_longer_than_configured(times: list[int], w
         assert all(t < digest.opened_ms + window for t in digest.items) or window == 0
     for earlier, later in itertools.pairwise(digests):
         assert later.opened_ms >= earlier.opened_ms + window
+
+
+def test_event_ids_cannot_inject_mail_headers() -> None:
+    from tradewire.channels._email_message import header_safe
+
+    assert header_safe("evt-1") == "evt-1"
+    assert header_safe("a\r\nBcc: x@evil") == "a%0D%0ABcc: x@evil"
+    assert header_safe("\x00\x7f") == "%00%7F"

@@ -56,7 +56,7 @@ def compose_message(items: Sequence[MailItem], from_address: str, now_ms: int) -
     msg["Date"] = formatdate(now_ms / 1000, localtime=False, usegmt=True)
     msg["Message-ID"] = message_id_for([i.event_id for i in items], from_address)
     for item in items:
-        msg[EVENT_ID_HEADER] = item.event_id
+        msg[EVENT_ID_HEADER] = header_safe(item.event_id)
     if len(items) == 1:
         msg.set_content(items[0].message.text)
         msg.add_alternative(_html_document(items[0].message.html), subtype="html")
@@ -71,6 +71,12 @@ def _subject(items: Sequence[MailItem]) -> str:
     if len(items) > 1:
         first = f"{first} (+{len(items) - 1} more)"
     return first[:_SUBJECT_LIMIT]
+
+
+def header_safe(value: str) -> str:
+    """``value`` with control characters percent-encoded: an event id from a container
+    must never break (or inject) a mail header. Ordinary ids come back unchanged."""
+    return "".join(f"%{ord(c):02X}" if ord(c) < 0x20 or ord(c) == 0x7F else c for c in value)
 
 
 def _one_line(text: str) -> str:
