@@ -1,6 +1,10 @@
 """Run every benchmark and rewrite docs/benchmarks.md.
 
 Usage: ``python -m bench [--quick] [--only TOPIC ...] [--no-write]``.
+
+A full run rewrites the whole file; ``--only`` replaces just the sections
+it measured (matched by their ``## `` heading) and appends new ones, noting
+the date of that partial run under each.
 """
 
 from __future__ import annotations
@@ -57,16 +61,33 @@ def main() -> int:
         for section in result if isinstance(result, list) else [result]:
             sections.append(section)
             console.print(section.to_markdown())
-    if not args.no_write and not args.quick and sections and not args.only:
+    if not args.no_write and not args.quick and sections:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        body = [HEADER, f"Last full run: {stamp}, {machine()}.", ""]
-        body += [s.to_markdown() for s in sections]
-        DOC.write_text("\n".join(body))
+        if args.only and DOC.exists():
+            DOC.write_text(merge_sections(DOC.read_text(), sections, stamp))
+        elif not args.only:
+            body = [HEADER, f"Last full run: {stamp}, {machine()}.", ""]
+            body += [s.to_markdown() for s in sections]
+            DOC.write_text("\n".join(body))
         console.print(f"wrote {DOC}")
     if failed:
         console.print(f"[red]failed: {', '.join(failed)}")
         return 1
     return 0
+
+
+def merge_sections(doc: str, sections: list[Section], stamp: str) -> str:
+    """``doc`` with each measured section replaced (or appended), marked with its run."""
+    parts = doc.split("\n## ")
+    head, old = parts[0], {p.split("\n", 1)[0]: "## " + p for p in parts[1:]}
+    order = list(old)
+    for section in sections:
+        text = section.to_markdown().rstrip("\n")
+        title = text.removeprefix("## ").split("\n", 1)[0]
+        old[title] = f"{text}\n\n_Measured in a partial run (`--only`): {stamp}, {machine()}._\n"
+        if title not in order:
+            order.append(title)
+    return "\n".join([head.rstrip("\n") + "\n", *(old[t].rstrip("\n") + "\n" for t in order)])
 
 
 if __name__ == "__main__":
