@@ -31,23 +31,6 @@ __all__ = ["Gateway", "raise_nofile", "rss_kib", "running_gateway"]
 READY = re.compile(r"^tradewire ready http=(\S+) zmq_sub=(\S+) zmq_router=(\S+)$")
 _STDERR_KEEP = 200
 
-# Diagnostic only, never the default: runs the gateway with the fix suggested
-# for a lost wake-up of its ROUTER pump (acks are sent through a synchronous
-# shadow socket, which can consume the edge-triggered ZMQ_FD notification of
-# frames that arrive meanwhile; pyzmq's own async send reschedules waiting
-# receivers, the shadow does not). Applied at launch; src/ is untouched.
-_ROUTER_WAKE_FIX = """
-import runpy, zmq
-from tradewire.server import delivery_driver as _d
-_send = _d.DeliveryDriver._send_frame
-def _send_frame(self, identity, frame):
-    _send(self, identity, frame)
-    if self._router_sync.get(zmq.EVENTS) & zmq.POLLIN:
-        self.router._schedule_remaining_events()
-_d.DeliveryDriver._send_frame = _send_frame
-runpy.run_module("tradewire", run_name="__main__", alter_sys=True)
-"""
-
 
 @dataclass
 class Gateway:
@@ -136,20 +119,14 @@ def running_gateway(
     durability: Literal["fsync", "os"] = "fsync",
     *,
     nofile: int | None = None,
-    router_wake_fix: bool = False,
     timeout: float = 30.0,
 ) -> Iterator[Gateway]:
-    """Start ``tradewire serve`` on a fresh data dir and ephemeral ports; stop it after.
-
-    ``router_wake_fix`` launches it with the suggested ROUTER wake-up fix
-    patched in (a diagnostic to size the fix, see ``_ROUTER_WAKE_FIX``).
-    """
+    """Start ``tradewire serve`` on a fresh data dir and ephemeral ports; stop it after."""
     with tempfile.TemporaryDirectory(prefix="bench-gw-") as tmp:
         data_dir = Path(tmp)
         load_or_create_secret(data_dir)  # before the gateway, so both read one secret
-        launcher = ["-c", _ROUTER_WAKE_FIX] if router_wake_fix else ["-m", "tradewire"]
         args = [
-            sys.executable, *launcher, "serve", "--data-dir", str(data_dir),
+            sys.executable, "-m", "tradewire", "serve", "--data-dir", str(data_dir),
             "--http-port", "0", "--zmq-sub-port", "0", "--zmq-router-port", "0",
             "--durability", durability,
         ]  # fmt: skip

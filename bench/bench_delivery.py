@@ -73,11 +73,6 @@ _SPAWN = multiprocessing.get_context("spawn")
 _STALL_S = 5.0
 _IDLE_S = 5.0  # a receiver stops after this long without an event...
 _COLLECT_S = 25.0  # ...or after this long in all
-_FIX = " + ROUTER wake fix*"
-_FIX_NOTE = (
-    "*diagnostic: the same gateway launched with the suggested one-line fix for the "
-    "ROUTER lost wake-up patched in (bench/_gateway.py), to size it; not what src/ ships."
-)
 
 
 def _stalled(gw: Gateway) -> str:
@@ -181,7 +176,6 @@ class _Result:
 
 def _measure_tradewire(
     durability: Literal["fsync", "os"],
-    fix: bool,
     frame_sets: dict[int, tuple[list[str], list[bytes]]],
     sizes: _Sizes,
     bar: Progress,
@@ -189,14 +183,14 @@ def _measure_tradewire(
     survives = "power loss" if durability == "fsync" else "process kill"
     sync = "FULL" if durability == "fsync" else "NORMAL"
     result = _Result(
-        f"tradewire (durability={durability})" + (_FIX if fix else ""),
+        f"tradewire (durability={durability})",
         survives,
         f"EventAck QUEUED after the group commit holding the event (SQLite WAL, "
         f"synchronous={sync})",
         {},
     )
     for window, (ids, frames) in frame_sets.items():
-        with running_gateway(durability, router_wake_fix=fix) as gw, _dealer(gw) as sock:
+        with running_gateway(durability) as gw, _dealer(gw) as sock:
             _warm(sock, AckStatus.QUEUED)
             task = bar.add_task(f"{result.name} w{window}", total=len(frames))
             budget = Budget(window, sizes.seconds, lambda n, t=task: bar.advance(t, n))
@@ -236,14 +230,13 @@ def _acked_sections(sizes: _Sizes) -> tuple[list[Section], dict[str, _Result]]:
     frame_sets = {w: _critical_frames(sizes.cap[w], _USERS) for w in _WINDOWS}
     results: list[_Result] = []
     with progress() as bar:
-        for fix in (False, True):
-            for durability in ("fsync", "os"):
-                name = f"tradewire (durability={durability})" + (_FIX if fix else "")
-                try:
-                    results.append(_measure_tradewire(durability, fix, frame_sets, sizes, bar))
-                except Exception as exc:
-                    note = f"failed: {type(exc).__name__}: {exc}"
-                    results.append(_Result(name, "", "", dict.fromkeys(_WINDOWS, note)))
+        for durability in ("fsync", "os"):
+            name = f"tradewire (durability={durability})"
+            try:
+                results.append(_measure_tradewire(durability, frame_sets, sizes, bar))
+            except Exception as exc:
+                note = f"failed: {type(exc).__name__}: {exc}"
+                results.append(_Result(name, "", "", dict.fromkeys(_WINDOWS, note)))
         for peer in PEERS:
             results.append(_measure_peer(peer, frame_sets, sizes, bar))
     frame_bytes = len(frame_sets[1][1][0])
@@ -275,7 +268,6 @@ def _acked_section(window: int, results: list[_Result], frame_bytes: int, sizes:
         ),
     )
     section.conclusions.extend(_acked_verdict(section, window, results, rates))
-    section.conclusions.append(_FIX_NOTE)
     return section
 
 
@@ -344,26 +336,23 @@ def _e2e_section(sizes: _Sizes, queued: dict[str, _Result]) -> Section:
         "client (one ack message per received batch), settlement committed"
     )
     rows: list[Row] = []
+    name = "tradewire (durability=fsync), end to end"
     with progress() as bar:
-        for fix in (False, True):
-            name = "tradewire (durability=fsync)" + (_FIX if fix else "") + ", end to end"
-            try:
-                run = _run_e2e(
-                    ids, frames, Budget(window, sizes.seconds, lambda _n: None), fix, bar
-                )
-            except Exception as exc:
-                rows.append(Row(name, {}, f"failed: {type(exc).__name__}: {exc}"))
-                continue
+        try:
+            run = _run_e2e(ids, frames, Budget(window, sizes.seconds, lambda _n: None), bar)
+        except Exception as exc:
+            rows.append(Row(name, {}, f"failed: {type(exc).__name__}: {exc}"))
+        else:
             if isinstance(run, str):
                 rows.append(Row(name, {}, run))
-                continue
-            values = {"delivered/s": run.rate, "ack p50 ms": run.p(50), "ack p99 ms": run.p(99)}
-            rows.append(Row(name, values, note))
-    fsync = queued.get("tradewire (durability=fsync)" + _FIX)
+            else:
+                values = {"delivered/s": run.rate, "ack p50 ms": run.p(50), "ack p99 ms": run.p(99)}
+                rows.append(Row(name, values, note))
+    fsync = queued.get("tradewire (durability=fsync)")
     if fsync is not None and isinstance(run_q := fsync.runs.get(window), AckRun):
         rows.append(
             Row(
-                "tradewire (durability=fsync)" + _FIX + ", QUEUED only",
+                "tradewire (durability=fsync), QUEUED only",
                 {"delivered/s": run_q.rate, "ack p50 ms": run_q.p(50), "ack p99 ms": run_q.p(99)},
                 "from the window-256 table (no session: the QUEUED ack)",
             )
@@ -372,26 +361,23 @@ def _e2e_section(sizes: _Sizes, queued: dict[str, _Result]) -> Section:
         title="Delivery, end to end: container -> gateway -> live session ack -> DELIVERED",
         columns=["delivered/s", "ack p50 ms", "ack p99 ms"],
         rows=rows,
-        baseline=rows[-1].name if len(rows) > 2 else None,
+        baseline=rows[-1].name if len(rows) > 1 else None,
         ratio_of="delivered/s",
         intro=(
             "One producer at window 256 sending CRITICAL events to one user who has one live "
             "session; a client process acks every envelope. The awaited ack is the final "
             f"DELIVERED; stops after {len(frames):,} events or {sizes.seconds:g} s."
         ),
-        conclusions=[_FIX_NOTE],
     )
 
 
-def _run_e2e(
-    ids: list[str], frames: list[bytes], budget: Budget, fix: bool, bar: Progress
-) -> AckRun | str:
+def _run_e2e(ids: list[str], frames: list[bytes], budget: Budget, bar: Progress) -> AckRun | str:
     with (
-        running_gateway("fsync", router_wake_fix=fix) as gw,
+        running_gateway("fsync") as gw,
         _session_process(gw, _E2E_USER, "ack", 0),
         _dealer(gw) as sock,
     ):
-        task = bar.add_task("end to end w256" + (" (fix)" if fix else ""), total=len(frames))
+        task = bar.add_task("end to end w256", total=len(frames))
         try:
             _warm(sock, AckStatus.DELIVERED, _E2E_USER)
             timed = Budget(budget.window, budget.seconds, lambda n: bar.advance(task, n))

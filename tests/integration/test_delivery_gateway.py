@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+import zmq
 
 from tests.integration.gateway_proc import GatewayProcess, running_gateway
 from tests.integration.userevents import container, make_event, sample, session, token_for
@@ -242,3 +243,28 @@ async def test_inbox_and_event_history_are_private_to_their_user(gw: GatewayProc
     assert (await get(f"{gw.http}/api/users/ivy/events", headers=other)).status_code == 403
     assert (await get(f"{gw.http}/api/events/{event.event_id}", headers=other)).status_code == 404
     assert (await get(f"{gw.http}/api/users/ivy/events")).status_code == 401
+
+
+BURST = 3_000  # well past ZeroMQ's default HWM of 1,000 on either side
+
+
+async def test_a_burst_from_one_dealer_gets_every_queued_ack(gw: GatewayProcess) -> None:
+    """Acks queued faster than the DEALER reads them are kept, not silently dropped.
+
+    The ROUTER once ran with the default SNDHWM and ROUTER_MANDATORY off: past
+    about 1,000 acks waiting for one DEALER the rest vanished without a trace.
+    """
+    events = [make_event(f"burst-{i % 50}") for i in range(BURST)]
+    async with container(gw) as c:
+        c.dealer.setsockopt(zmq.SNDHWM, BURST)
+        for event in events:  # the whole burst at once, before reading a single ack
+            await c.dealer.send(encode_user_event(event), zmq.NOBLOCK)  # done at once: no yield
+        queued: list[str] = []
+        while len(queued) < BURST:
+            ack = await c.ack()
+            assert isinstance(ack, EventAck), ack
+            if ack.status == AckStatus.QUEUED:
+                queued.append(ack.event_id)
+    assert sorted(queued) == sorted(e.event_id for e in events)  # each once, none lost
+    after = await get(f"{gw.http}/metrics")
+    assert sample(after.text, REJECTED, endpoint="zmq_router", code="ACK_NOT_SENT") == 0

@@ -204,8 +204,8 @@ async def stalled_client(gw: GatewayProcess, user: str) -> AsyncIterator[Any]:
         await ws.wait_closed()
 
 
-# The gateway's ZeroMQ pipes hold 1,000 messages (and its ROUTER drops acks past
-# that): the tests publish and send in windows well under it.
+# Each window is settled (or acked) before the next one: the tests publish and
+# send in windows well under what one turn of the gateway takes.
 WINDOW = 250
 
 

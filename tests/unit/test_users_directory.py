@@ -113,3 +113,21 @@ async def test_rebuild_gives_the_same_directory(tmp_path: Path) -> None:
     assert report.refused == 0 and report.replayed == 4
     async with await open_store(tmp_path, "os", projectors=all_projectors()) as store:
         assert [profile_view(p) for p in await list_profiles(store)] == before
+
+
+async def test_one_lookup_reads_the_document_and_every_subscription_in_order(
+    store: SqliteStore,
+) -> None:
+    later = PushSubscription(endpoint="https://push.example/zzz", p256dh="BPz", auth="zz")
+    await update_profile(store, "alice", ProfileChange(email="a@x.io", timezone="Europe/Rome"))
+    await add_push_subscription(store, "alice", SUB)
+    await add_push_subscription(store, "alice", later)
+    bobs = PushSubscription(endpoint="https://push.example/bob", p256dh="BPb", auth="bb")
+    await add_push_subscription(store, "bob", bobs)
+    profile = await StoreDirectory(store).profile("alice")
+    assert profile is not None
+    assert (profile.email, profile.timezone) == ("a@x.io", "Europe/Rome")
+    assert profile.push_subscriptions == (SUB, later)
+    only_subs = await StoreDirectory(store).profile("bob")
+    assert only_subs is not None and only_subs.email == ""
+    assert only_subs.push_subscriptions == (bobs,)

@@ -7,10 +7,10 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from tradewire.delivery.actions import SendAck
-from tradewire.delivery.model import ChannelType, Event
+from tradewire.delivery.model import ChannelType, Event, Priority
 from tradewire.delivery.states import DeliveryState
 
-__all__ = ["PendingDelivery", "SettledWindow", "TimerQueue"]
+__all__ = ["PendingDelivery", "SettledWindow", "TimerQueue", "UserQueue"]
 
 
 @dataclass(slots=True, eq=False)
@@ -39,6 +39,65 @@ class PendingDelivery:
     """Channel -> earliest time it may be tried again (its ``retry_after``)."""
     timer_token: int = 0
     """Token of the one live timer; older heap entries are stale."""
+
+
+class UserQueue:
+    """One user's unfinished events in acceptance order, with what admission counts.
+
+    Admission needs the user's pending count, CRITICAL count and oldest
+    evictable event for every new event; keeping them here as the queue
+    changes makes that O(1) instead of a walk over the whole queue (which
+    made accepting a burst for one user quadratic).
+    """
+
+    __slots__ = ("critical", "deliveries", "informational", "normal")
+
+    def __init__(self) -> None:
+        self.deliveries: dict[str, PendingDelivery] = {}
+        """Event id -> delivery, in acceptance order."""
+        self.critical = 0
+        self.informational: dict[str, PendingDelivery] = {}
+        self.normal: dict[str, PendingDelivery] = {}
+
+    def __len__(self) -> int:
+        return len(self.deliveries)
+
+    def add(self, delivery: PendingDelivery) -> None:
+        """Append ``delivery`` (the newest accepted)."""
+        event = delivery.event
+        self.deliveries[event.event_id] = delivery
+        if event.priority is Priority.CRITICAL:
+            self.critical += 1
+        elif event.priority is Priority.INFORMATIONAL:
+            self.informational[event.event_id] = delivery
+        else:
+            self.normal[event.event_id] = delivery
+
+    def remove(self, delivery: PendingDelivery) -> None:
+        """Forget ``delivery`` (it must be in the queue)."""
+        event = delivery.event
+        del self.deliveries[event.event_id]
+        if event.priority is Priority.CRITICAL:
+            self.critical -= 1
+        elif event.priority is Priority.INFORMATIONAL:
+            del self.informational[event.event_id]
+        else:
+            del self.normal[event.event_id]
+
+    def victim(self, priority: Priority) -> str | None:
+        """Who makes room for a new ``priority`` event: same rule as ``policy._victim``.
+
+        The oldest INFORMATIONAL; else, for a guaranteed newcomer, the oldest
+        NORMAL waiting in ``queued``; CRITICAL never.
+        """
+        for event_id in self.informational:
+            return event_id
+        if priority is Priority.INFORMATIONAL:
+            return None
+        for event_id, delivery in self.normal.items():
+            if delivery.state is DeliveryState.QUEUED:
+                return event_id
+        return None
 
 
 class TimerQueue:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tradewire.delivery._tracking import PendingDelivery, SettledWindow, TimerQueue
+from tradewire.delivery._tracking import PendingDelivery, SettledWindow, TimerQueue, UserQueue
 from tradewire.delivery.actions import (
     Action,
     AttemptOutcome,
@@ -51,8 +51,8 @@ from tradewire.delivery.backoff import retry_delay_ms
 from tradewire.delivery.config import DeliveryConfig
 from tradewire.delivery.model import AckStatus, ChannelType, Event, Priority
 from tradewire.delivery.policy import (
-    PendingView,
-    admit,
+    Admission,
+    admit_counted,
     may_become_usable,
     stop_at_ms,
     usable_channels,
@@ -76,7 +76,7 @@ class DeliveryEngine:
         self.presence = presence
         self.counters = DeliveryCounters()
         self._pending: dict[str, PendingDelivery] = {}
-        self._by_user: dict[str, dict[str, PendingDelivery]] = {}
+        self._by_user: dict[str, UserQueue] = {}
         self._settled = SettledWindow(config.dedup_capacity)
         self._timers = TimerQueue()
         self._seq = 0
@@ -92,7 +92,8 @@ class DeliveryEngine:
 
     def pending_ids(self, user_id: str) -> list[str]:
         """The user's unfinished events, in acceptance order."""
-        return list(self._by_user.get(user_id, ()))
+        queue = self._by_user.get(user_id)
+        return list(queue.deliveries) if queue is not None else []
 
     def pending_count(self) -> int:
         """How many events are not finished yet."""
@@ -116,7 +117,7 @@ class DeliveryEngine:
         if duplicate is not None:
             self.counters.duplicates += 1
             return duplicate
-        admission = admit(event.priority, self._views(event.user_id), self.config)
+        admission = self._admit(event)
         if not admission.admitted and event.priority is not Priority.INFORMATIONAL:
             self.counters.rejected += 1
             return [SendAck(event.event_id, AckStatus.ACK_ERROR, error=admission.reason)]
@@ -196,7 +197,7 @@ class DeliveryEngine:
     def session_opened(self, user_id: str, channel: ChannelType, now_ms: int) -> list[Action]:
         """``channel`` just opened for the user (presence already says so): flush, in order."""
         actions: list[Action] = []
-        for delivery in list(self._by_user.get(user_id, {}).values()):
+        for delivery in self._user_deliveries(user_id):
             if delivery.state is S.QUEUED and channel in self._usable(delivery):
                 actions += self._next_step(delivery, now_ms)
         return actions
@@ -206,7 +207,7 @@ class DeliveryEngine:
         if self.presence.is_active(user_id, channel):
             return []
         actions: list[Action] = []
-        for delivery in list(self._by_user.get(user_id, {}).values()):
+        for delivery in self._user_deliveries(user_id):
             delivery.awaiting_ack_on.pop(channel, None)
             if delivery.state is S.AWAITING_ACK and delivery.channel is channel:
                 record = self._in_flight_row(
@@ -364,16 +365,19 @@ class DeliveryEngine:
         stop = stop_at_ms(event, accepted_at_ms, self.config)
         delivery = PendingDelivery(event, self._seq, accepted_at_ms, state, stop)
         self._pending[event.event_id] = delivery
-        self._by_user.setdefault(event.user_id, {})[event.event_id] = delivery
+        queue = self._by_user.get(event.user_id)
+        if queue is None:
+            queue = self._by_user[event.user_id] = UserQueue()
+        queue.add(delivery)
         return delivery
 
     def _forget(self, delivery: PendingDelivery) -> None:
         event = delivery.event
         self._timers.cancel(delivery)
         del self._pending[event.event_id]
-        user_events = self._by_user[event.user_id]
-        del user_events[event.event_id]
-        if not user_events:
+        queue = self._by_user[event.user_id]
+        queue.remove(delivery)
+        if not queue:
             del self._by_user[event.user_id]
 
     def _move(self, delivery: PendingDelivery, trigger: T) -> None:
@@ -416,9 +420,22 @@ class DeliveryEngine:
             return SendAck(event_id, AckStatus.DELIVERED, delivered_via=stored.delivered_via)
         return SendAck(event_id, AckStatus.ACK_ERROR, error=stored.reason or stored.state.value)
 
-    def _views(self, user_id: str) -> list[PendingView]:
-        pending = self._by_user.get(user_id, {}).values()
-        return [PendingView(d.event.event_id, d.event.priority, d.state) for d in pending]
+    def _admit(self, event: Event) -> Admission:
+        queue = self._by_user.get(event.user_id)
+        if queue is None:
+            return admit_counted(event.priority, 0, 0, lambda: None, self.config)
+        return admit_counted(
+            event.priority,
+            len(queue),
+            queue.critical,
+            lambda: queue.victim(event.priority),
+            self.config,
+        )
+
+    def _user_deliveries(self, user_id: str) -> list[PendingDelivery]:
+        """A copy of the user's pending deliveries (the walk may finish some)."""
+        queue = self._by_user.get(user_id)
+        return list(queue.deliveries.values()) if queue is not None else []
 
     def _usable(self, delivery: PendingDelivery) -> list[ChannelType]:
         return usable_channels(delivery.event, self.presence, self.config, delivery.dead)

@@ -7,7 +7,7 @@ answer. Keeping the decisions here keeps the engine a plain state pump.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from tradewire.delivery.config import DeliveryConfig
@@ -19,6 +19,7 @@ __all__ = [
     "Admission",
     "PendingView",
     "admit",
+    "admit_counted",
     "may_become_usable",
     "preferences",
     "stop_at_ms",
@@ -135,13 +136,30 @@ def admit(priority: Priority, pending: Sequence[PendingView], config: DeliveryCo
     never evicted and is admitted past the soft bound, up to
     ``max_critical_per_user``.
     """
-    if priority is Priority.CRITICAL:
-        critical = sum(view.priority is Priority.CRITICAL for view in pending)
-        if critical >= config.max_critical_per_user:
-            return Admission(False, reason="refused: too many pending CRITICAL events for user")
-    if len(pending) < config.max_pending_per_user:
+    critical = sum(view.priority is Priority.CRITICAL for view in pending)
+    return admit_counted(
+        priority, len(pending), critical, lambda: _victim(priority, pending), config
+    )
+
+
+def admit_counted(
+    priority: Priority,
+    pending: int,
+    critical: int,
+    find_victim: Callable[[], str | None],
+    config: DeliveryConfig,
+) -> Admission:
+    """:func:`admit` from counts the caller keeps: ``pending`` events, ``critical`` of them.
+
+    ``find_victim`` is asked only when the queue is full and must answer as
+    :func:`admit` would (the oldest INFORMATIONAL, else for a guaranteed
+    newcomer the oldest NORMAL in ``queued``).
+    """
+    if priority is Priority.CRITICAL and critical >= config.max_critical_per_user:
+        return Admission(False, reason="refused: too many pending CRITICAL events for user")
+    if pending < config.max_pending_per_user:
         return Admission(True)
-    victim = _victim(priority, pending)
+    victim = find_victim()
     if victim is not None:
         return Admission(True, victim=victim)
     if priority is Priority.CRITICAL:

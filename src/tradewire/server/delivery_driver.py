@@ -16,7 +16,10 @@ in two phases:
    container's DEALER.
 
 So nothing is acknowledged before it is durable, and one commit is shared
-by everything that arrived while the previous turn committed. Actions that
+by everything that arrived while the previous turn committed. The pumps stop
+reading ZeroMQ while ``MAX_QUEUED_INPUTS`` wait (backpressure into the
+sockets' queues), so a turn stays bounded and a session's writer gets to run
+between turns of a flood. Actions that
 the engine returns in reaction (``persisted`` after a commit, the result of
 a session push) are carried out in the same turn. INFORMATIONAL events never
 touch the store.
@@ -28,7 +31,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeAlias
@@ -43,6 +46,7 @@ from tradewire.delivery import (
     ChannelType,
     Delivered,
     DeliveryEngine,
+    DeliveryState,
     Event,
     LocalPresence,
     PermanentFailure,
@@ -83,7 +87,13 @@ __all__ = ["DeliveryDriver", "DeliveryProjector"]
 
 log = logging.getLogger("tradewire.delivery")
 
-MAX_FRAMES_PER_TURN = 4096
+MAX_QUEUED_INPUTS = 512
+"""The pumps stop reading ZeroMQ while this many inputs wait for the driver.
+
+This bounds a turn (and so how long the loop is held, and how many events one
+turn pushes into a session's outbox) and leaves the excess in the sockets'
+queues, where the HWM applies, instead of in an unbounded list.
+"""
 SENDER_MEMORY = 1_000_000
 
 
@@ -160,11 +170,13 @@ class DeliveryDriver:
         self.clock = clock
         self._inputs: list[_Input] = []
         self._wake = asyncio.Event()
+        self._drained = asyncio.Event()  # set when the driver takes the queued inputs
         self._senders: OrderedDict[str, bytes] = OrderedDict()
         self._router_sync: zmq.Socket[bytes] = zmq.Socket.shadow(router.underlying)
         self._sub_sync: zmq.Socket[bytes] = zmq.Socket.shadow(sub.underlying)
         self._channel_tasks: set[asyncio.Task[None]] = set()
         self._activity: dict[tuple[str, ChannelType], int] = {}
+        self._router_sent = False  # a frame went out on the shadow since the last re-arm
 
     # -- inputs from the outside (any coroutine) ---------------------------
 
@@ -225,6 +237,7 @@ class DeliveryDriver:
         while True:
             await self._wait_for_input()
             inputs, self._inputs = self._inputs, []
+            self._drained.set()
             now = self.clock()
             actions: list[Action] = []
             for item in inputs:
@@ -249,10 +262,12 @@ class DeliveryDriver:
         """Read DEALER frames in batches; answer bad ones at once with ACK_ERROR."""
         counter = self.metrics.zmq_frames.labels(socket="router")
         while True:
-            batch = await _recv_batch(self.router, self._router_sync)
+            await self._room()
+            batch = await _recv_batch(self.router, self._router_sync, self._space())
             counter.inc(len(batch))
             for parts in batch:
                 self._on_router_message(parts)
+            self._rearm_router()
 
     def _on_router_message(self, parts: list[bytes]) -> None:
         if len(parts) != 2:
@@ -281,7 +296,8 @@ class DeliveryDriver:
         """Read fast-path frames; deliver only to users with a live session."""
         counter = self.metrics.zmq_frames.labels(socket="sub")
         while True:
-            batch = await _recv_batch(self.sub, self._sub_sync)
+            await self._room()
+            batch = await _recv_batch(self.sub, self._sub_sync, self._space())
             counter.inc(len(batch))
             for parts in batch:
                 decoded = decode_fast_path(parts, max_size=self.max_frame_bytes)
@@ -292,6 +308,15 @@ class DeliveryDriver:
                     self.metrics.rejected.labels(endpoint="zmq_sub", code="NO_SESSION").inc()
                 else:
                     self._put(_Frame(None, domain_event(decoded)))
+
+    async def _room(self) -> None:
+        """Backpressure for the pumps: wait until the driver took the queued inputs."""
+        while len(self._inputs) >= MAX_QUEUED_INPUTS:
+            self._drained.clear()
+            await self._drained.wait()
+
+    def _space(self) -> int:
+        return max(1, MAX_QUEUED_INPUTS - len(self._inputs))
 
     # -- engine inputs ------------------------------------------------------
 
@@ -363,6 +388,7 @@ class DeliveryDriver:
                     follow += self._send_to(action, now)
                 elif isinstance(action, SendAck):
                     self._send_ack(action)
+            self._rearm_router()
             actions = follow
 
     async def _resume_stored(self, event_id: str, now: int) -> list[Action]:
@@ -384,19 +410,20 @@ class DeliveryDriver:
         }
         records: list[Record] = []
         persist_slots: list[tuple[int, str]] = []
+        settled: Counter[tuple[Priority, DeliveryState]] = Counter()
         now = self.clock()
         for action in writes:
             if isinstance(action, Persist):
                 persist_slots.append((len(records), action.event.event_id))
                 records.append(user_event_record(action.event, now))
             elif isinstance(action, Settle):
-                self.metrics.deliveries.labels(
-                    priority=action.event.priority.name, state=action.state.value
-                ).inc()
+                settled[action.event.priority, action.state] += 1
                 if action.event.event_id not in fast:
                     records.append(settle_record(action))
             elif action.event_id not in fast:
                 records.append(attempt_record(action, None))
+        for (priority, state), count in settled.items():  # one labels() per kind, not per event
+            self.metrics.deliveries.labels(priority=priority.name, state=state.value).inc(count)
         results = await self.store.append_many(records) if records else []
         fresh = [eid for slot, eid in persist_slots if not results[slot].duplicate]
         known = [eid for slot, eid in persist_slots if results[slot].duplicate]
@@ -469,14 +496,23 @@ class DeliveryDriver:
             self._senders.popitem(last=False)
 
     def _send_frame(self, identity: bytes, frame: bytes) -> None:
+        """Send on the shadow; the caller re-arms the ROUTER once after its sends."""
         try:
             self._router_sync.send_multipart([identity, frame], flags=zmq.NOBLOCK)
-        except zmq.Again:
+        except zmq.ZMQError as exc:  # Again: SNDHWM reached; EHOSTUNREACH: the peer left
+            if exc.errno not in (zmq.EAGAIN, zmq.EHOSTUNREACH):
+                raise
             self.metrics.rejected.labels(endpoint="zmq_router", code="ACK_NOT_SENT").inc()
+        self._router_sent = True
+
+    def _rearm_router(self) -> None:
         # A send on the shadow can consume the edge-triggered wake-up that
         # pump_router's pending recv waits for; reading EVENTS through the
         # asyncio socket re-arms that recv (else the ROUTER is never read again).
-        self.router.get(zmq.EVENTS)
+        # Once after the last send of a batch is enough, and cheaper than per send.
+        if self._router_sent:
+            self._router_sent = False
+            self.router.get(zmq.EVENTS)
 
     async def close(self) -> None:
         """Cancel channel attempts in flight (they are retried after a restart)."""
@@ -485,14 +521,16 @@ class DeliveryDriver:
         await asyncio.gather(*self._channel_tasks, return_exceptions=True)
 
 
-async def _recv_batch(sock: zmq.asyncio.Socket, shadow: zmq.Socket[bytes]) -> list[list[bytes]]:
-    """One awaited message, then whatever else is already queued (bounded).
+async def _recv_batch(
+    sock: zmq.asyncio.Socket, shadow: zmq.Socket[bytes], limit: int
+) -> list[list[bytes]]:
+    """One awaited message, then whatever else is already queued, up to ``limit``.
 
     The rest is read through a synchronous shadow of the same socket: no
     future per message, which is what keeps the hot path off asyncio.
     """
     batch = [await sock.recv_multipart()]
-    while len(batch) < MAX_FRAMES_PER_TURN:
+    while len(batch) < limit:
         try:
             batch.append(shadow.recv_multipart(zmq.NOBLOCK))
         except zmq.Again:

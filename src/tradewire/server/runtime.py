@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import logging
 import signal
 import socket
@@ -52,6 +53,9 @@ from tradewire.store.sqlite import SqliteStore, open_store
 __all__ = ["Gateway", "ListenAddresses", "run_gateway"]
 
 log = logging.getLogger("tradewire.gateway")
+
+ZMQ_QUEUE_DEPTH = 100_000
+"""Messages a ZeroMQ socket of the gateway queues per peer (SNDHWM/RCVHWM)."""
 
 
 @dataclass(frozen=True)
@@ -181,7 +185,14 @@ class Gateway:
         self.router = self._zctx.socket(zmq.ROUTER)
         for sock in (self.sub, self.router):
             sock.setsockopt(zmq.LINGER, 0)
-        self.router.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        # One turn of the delivery driver may ack thousands of events to one
+        # DEALER: the default SNDHWM (1,000) silently dropped the excess. A deep
+        # bound plus ROUTER_MANDATORY makes an ack that still does not fit (or
+        # whose peer is gone) a counted ACK_NOT_SENT instead of a silent loss.
+        self.router.setsockopt(zmq.SNDHWM, ZMQ_QUEUE_DEPTH)
+        self.router.setsockopt(zmq.RCVHWM, ZMQ_QUEUE_DEPTH)
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.sub.setsockopt(zmq.RCVHWM, ZMQ_QUEUE_DEPTH)  # fast-path bursts wait, not drop
         sub = _bind_zmq(
             self.sub, s.host, s.zmq_sub_port, what="ZeroMQ SUB socket", flag="--zmq-sub-port"
         )
@@ -314,6 +325,9 @@ async def _serve_forever(settings: Settings) -> int:
             loop.add_signal_handler(sig, gateway.request_stop)
         serving = asyncio.create_task(gateway.serve())
         await _announce_when_ready(gateway, serving)
+        # Everything loaded at start-up lives as long as the process: keep it out
+        # of the cyclic GC's full passes, which the delivery hot path triggers.
+        gc.freeze()
         await serving
         log.info("stopped", extra={"reason": "signal"})
     return 0

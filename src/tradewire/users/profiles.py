@@ -299,6 +299,16 @@ async def redeem_telegram_code(store: DirectoryStore, code: str, chat_id: str) -
     return user_id
 
 
+_PROFILE_SQL = (
+    "SELECT 0, doc, NULL, NULL, NULL, NULL FROM user_profiles WHERE user_id = ? "
+    "UNION ALL "
+    "SELECT 1, NULL, endpoint, p256dh, auth, created_at_ms FROM push_subscriptions "
+    "WHERE user_id = ? "
+    "ORDER BY 1, 6, 3"
+)
+"""The profile document (part 0), then the push subscriptions oldest first (part 1)."""
+
+
 class StoreDirectory:
     """The :class:`~tradewire.channels.directory.UserDirectory` backed by the store."""
 
@@ -307,16 +317,14 @@ class StoreDirectory:
 
     async def profile(self, user_id: str) -> UserProfile | None:
         """The user's profile, or ``None`` when nothing is known of them."""
-        rows = await self.store.query("SELECT doc FROM user_profiles WHERE user_id = ?", (user_id,))
-        subs = await self.store.query(
-            "SELECT endpoint, p256dh, auth FROM push_subscriptions "
-            "WHERE user_id = ? ORDER BY created_at_ms, endpoint",
-            (user_id,),
-        )
-        if not rows and not subs:
+        # One query, one trip to a reader thread: every channel attempt asks this.
+        rows = await self.store.query(_PROFILE_SQL, (user_id, user_id))
+        docs = [row[1] for row in rows if row[0] == 0]
+        subs = tuple(PushSubscription(*row[2:5]) for row in rows if row[0] == 1)
+        if not docs and not subs:
             return None
-        doc: dict[str, Any] = msgspec.json.decode(rows[0][0]) if rows else {}
-        return _profile(user_id, doc, tuple(PushSubscription(*row) for row in subs))
+        doc: dict[str, Any] = msgspec.json.decode(docs[0]) if docs else {}
+        return _profile(user_id, doc, subs)
 
     async def user_of_chat(self, chat_id: str) -> str | None:
         """The user whose linked Telegram chat is ``chat_id``, or ``None``."""
