@@ -131,3 +131,20 @@ async def test_one_lookup_reads_the_document_and_every_subscription_in_order(
     only_subs = await StoreDirectory(store).profile("bob")
     assert only_subs is not None and only_subs.email == ""
     assert only_subs.push_subscriptions == (bobs,)
+
+
+async def test_a_cached_directory_reuses_a_lookup_for_its_window(store: SqliteStore) -> None:
+    from tradewire.delivery.ports import ManualClock
+
+    clock = ManualClock(1_000)
+    cached = StoreDirectory(store, cache_ms=1_000, clock=clock)
+    assert await cached.profile("alice") is None
+    await update_profile(store, "alice", ProfileChange(email="a@x.io"))
+    assert await cached.profile("alice") is None  # within the window: the cached absence
+    clock.advance(1_000)
+    found = await cached.profile("alice")
+    assert found is not None and found.email == "a@x.io"
+    await add_push_subscription(store, "alice", SUB)
+    await cached.remove_push_subscription("alice", SUB.endpoint)  # drops the cached entry
+    again = await cached.profile("alice")
+    assert again is not None and again.push_subscriptions == ()

@@ -133,7 +133,7 @@ class NotificationChannels:
 
 def build_channels(settings: Settings, store: SqliteStore) -> NotificationChannels:
     """Every configured channel, gated by the users' preferences."""
-    directory = StoreDirectory(store)
+    directory = StoreDirectory(store, cache_ms=1000)
     renderer = TemplateRenderer(settings.templates_dir)
     timeout = settings.channel_http_timeout_seconds
     built = NotificationChannels()

@@ -29,6 +29,7 @@ import msgspec
 from tradewire.channels.directory import PushSubscription, UserProfile
 from tradewire.channels.preferences import OptOut, QuietHours, zone
 from tradewire.delivery.model import ChannelType
+from tradewire.delivery.ports import Clock, SystemClock
 from tradewire.store import AppendResult, Record, Refusal, SqlExecutor, StoredRecord
 from tradewire.wire import EventType
 
@@ -46,6 +47,7 @@ __all__ = [
 
 USERS_STREAM: Final = "users"
 _CODE_TTL_MS: Final = 15 * 60_000
+_CACHE_LIMIT: Final = 100_000
 _TABLES: Final = ("user_profiles", "push_subscriptions", "telegram_link_codes", "telegram_chats")
 _ADDRESS_FIELDS: Final = (
     "email",
@@ -310,13 +312,37 @@ _PROFILE_SQL = (
 
 
 class StoreDirectory:
-    """The :class:`~tradewire.channels.directory.UserDirectory` backed by the store."""
+    """The :class:`~tradewire.channels.directory.UserDirectory` backed by the store.
 
-    def __init__(self, store: DirectoryStore) -> None:
+    With ``cache_ms`` a profile (or its absence) is reused for that long: every
+    channel attempt of every event asks, and a burst for one user should cost
+    one query. A change made elsewhere (the CLI is another process) shows
+    after at most ``cache_ms``; the gateway uses one second.
+    """
+
+    def __init__(
+        self, store: DirectoryStore, *, cache_ms: int = 0, clock: Clock | None = None
+    ) -> None:
         self.store = store
+        self.cache_ms = cache_ms
+        self._clock = clock or SystemClock()
+        self._cache: dict[str, tuple[int, UserProfile | None]] = {}
 
     async def profile(self, user_id: str) -> UserProfile | None:
         """The user's profile, or ``None`` when nothing is known of them."""
+        if self.cache_ms <= 0:
+            return await self._load(user_id)
+        now = self._clock.now_ms()
+        hit = self._cache.get(user_id)
+        if hit is not None and now - hit[0] < self.cache_ms:
+            return hit[1]
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        profile = await self._load(user_id)
+        self._cache[user_id] = (now, profile)
+        return profile
+
+    async def _load(self, user_id: str) -> UserProfile | None:
         # One query, one trip to a reader thread: every channel attempt asks this.
         rows = await self.store.query(_PROFILE_SQL, (user_id, user_id))
         docs = [row[1] for row in rows if row[0] == 0]
@@ -337,6 +363,7 @@ class StoreDirectory:
         """Forget a subscription the push service said is gone."""
         body = _PushRemoved(user_id=user_id, endpoint=endpoint)
         await self.store.append(_record("push_removed", user_id, body))
+        self._cache.pop(user_id, None)
 
 
 def _profile(user_id: str, doc: dict[str, Any], subs: tuple[PushSubscription, ...]) -> UserProfile:
