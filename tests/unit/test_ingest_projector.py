@@ -173,3 +173,24 @@ async def test_money_strings_are_exact(store: SqliteStore) -> None:
     assert await store.query(
         "SELECT quantity, price FROM executions WHERE execution_id = 'e-str'"
     ) == [("0.3", "1E-16")]
+
+
+async def test_one_batch_of_two_users_keeps_run_ownership(store: SqliteStore) -> None:
+    # One append_many: alice creates run-123, mallory's order for it in the same
+    # batch is refused (the batch is redone record by record), the rest stands.
+    alice = [
+        admit(json.dumps(with_json(ORDER, f"a{i}", status="NEW")).encode(), "alice", 1)
+        for i in range(2)
+    ]
+    mallory = admit(json.dumps(with_json(ORDER, "m1", status="FILLED")).encode(), "mallory", 1)
+    records = [a.record for a in (alice[0], mallory, alice[1])]  # type: ignore[union-attr]
+    results = await store.append_many(records)
+    assert [r.refusal.code if r.refusal else None for r in results] == [
+        None,
+        "RUN_NOT_OWNED",
+        None,
+    ]
+    assert await store.query("SELECT run_id, user_id FROM runs") == [("run-123", "alice")]
+    history = await store.query("SELECT status FROM order_status_history ORDER BY seq")
+    assert history == [("NEW",), ("NEW",)]
+    assert await store.query("SELECT status FROM orders") == [("NEW",)]

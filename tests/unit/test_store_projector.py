@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 from tradewire.store import Record, Refusal, SqlExecutor, StoredRecord
@@ -54,3 +55,56 @@ async def test_refused_record_is_not_stored_and_others_are(tmp_path: Path) -> No
         again = await store.append(rec("b", b"fixed"))
         assert again.refusal is None
         assert not again.duplicate
+
+
+class BatchKeysProjector(KeysProjector):
+    """:class:`KeysProjector` that also projects whole batches, counting how."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.singles: list[str] = []
+
+    def apply(self, db: SqlExecutor, record: StoredRecord) -> Refusal | None:
+        self.singles.append(record.key)
+        return super().apply(db, record)
+
+    def apply_batch(self, db: SqlExecutor, records: Sequence[StoredRecord]) -> int | None:
+        self.batches.append([r.key for r in records])
+        for index, record in enumerate(records):
+            if super().apply(db, record) is not None:
+                return index
+        return None
+
+
+async def _proj_store(tmp_path: Path) -> None:
+    async with await open_store(tmp_path, "os") as store:
+        await store.count("s")
+    with sqlite3.connect(tmp_path / DB_FILENAME) as conn:
+        conn.execute("CREATE TABLE proj (k TEXT PRIMARY KEY, seq INTEGER)")
+
+
+async def test_batch_projector_takes_a_clean_batch_in_one_call(tmp_path: Path) -> None:
+    await _proj_store(tmp_path)
+    projector = BatchKeysProjector()
+    async with await open_store(tmp_path, "os", projectors=[projector]) as store:
+        await store.append(rec("old"))
+        results = await store.append_many([rec("a"), rec("old"), rec("b"), rec("a")])
+        assert [r.duplicate for r in results] == [False, True, False, True]
+        assert projector.batches[-1] == ["a", "b"]  # duplicates are not projected again
+        assert projector.singles == []
+        rows = await store.query("SELECT k, seq FROM proj ORDER BY seq")
+        assert [k for k, _ in rows] == ["old", "a", "b"]
+        assert [seq for _, seq in rows[1:]] == [results[0].record.seq, results[2].record.seq]
+
+
+async def test_batch_refusal_redoes_the_batch_record_by_record(tmp_path: Path) -> None:
+    await _proj_store(tmp_path)
+    projector = BatchKeysProjector()
+    async with await open_store(tmp_path, "os", projectors=[projector]) as store:
+        results = await store.append_many([rec("a"), rec("b", b"bad"), rec("c")])
+        assert [r.refusal is None for r in results] == [True, False, True]
+        assert projector.batches == [["a", "b", "c"]]
+        assert projector.singles == ["a", "b", "c"]
+        assert await store.get("s", "b") is None
+        rows = await store.query("SELECT k FROM proj ORDER BY seq")
+        assert rows == [("a",), ("c",)]

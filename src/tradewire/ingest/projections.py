@@ -36,6 +36,7 @@ from tradewire.wire.ingest_payloads import (
 
 __all__ = [
     "Fact",
+    "ProjectionBatch",
     "project_account",
     "project_execution",
     "project_instance",
@@ -59,6 +60,33 @@ class Fact(msgspec.Struct, frozen=True, kw_only=True):
     ordinal: int = 0
 
 
+class ProjectionBatch:
+    """What the projections of one optimistic batch share (one transaction, no savepoints).
+
+    Run owners already read or written in this batch are remembered (one
+    ``SELECT`` per run per batch rather than per message), and order status
+    history rows are written with one ``executemany`` at the end. Valid only
+    because a refused record rolls the whole batch back (see
+    :class:`~tradewire.store.BatchProjector`): nothing remembered here can
+    outlive a rollback.
+    """
+
+    def __init__(self) -> None:
+        self.run_owners: dict[str, str | None] = {}
+        self.history: list[tuple[object, ...]] = []
+
+    def flush(self, db: SqlExecutor) -> None:
+        """Write what was deferred."""
+        if self.history:
+            many = getattr(db, "executemany", None)
+            if many is not None:
+                many(_ORDER_HISTORY, self.history)
+            else:
+                for row in self.history:
+                    db.execute(_ORDER_HISTORY, row)
+            self.history.clear()
+
+
 # --- runs -------------------------------------------------------------------------
 
 _RUN_OWNER: Final = "SELECT user_id FROM runs WHERE run_id = ?"
@@ -78,13 +106,18 @@ _RUN_ENDED: Final = (
 )
 
 
-def touch_run(db: SqlExecutor, fact: Fact) -> Refusal | None:
+def touch_run(db: SqlExecutor, fact: Fact, batch: ProjectionBatch | None = None) -> Refusal | None:
     """Create the run on first sight (owned by the key's user); refuse someone else's run."""
-    row = db.execute(_RUN_OWNER, (fact.run_id,)).fetchone()
-    if row is None:
-        db.execute(_RUN_INSERT, (fact.run_id, fact.user_id, fact.event_utc, fact.seq))
-        return None
-    owner = row[0]
+    owners = batch.run_owners if batch is not None else {}
+    if fact.run_id in owners:
+        owner = owners[fact.run_id]
+    else:
+        row = db.execute(_RUN_OWNER, (fact.run_id,)).fetchone()
+        if row is None:
+            db.execute(_RUN_INSERT, (fact.run_id, fact.user_id, fact.event_utc, fact.seq))
+            owners[fact.run_id] = fact.user_id
+            return None
+        owner = owners[fact.run_id] = row[0]
     if owner is not None and fact.user_id is not None and owner != fact.user_id:
         return Refusal(
             code="RUN_NOT_OWNED",
@@ -195,7 +228,9 @@ _ORDER_HISTORY: Final = (
 )
 
 
-def project_order(db: SqlExecutor, fact: Fact, order: Order) -> Refusal | None:
+def project_order(
+    db: SqlExecutor, fact: Fact, order: Order, batch: ProjectionBatch | None = None
+) -> Refusal | None:
     """Upsert the order; its status only moves forward (see :mod:`.order_status`)."""
     status = normalize_status(opt(order.status))
     submit = order.submit_time
@@ -212,7 +247,10 @@ def project_order(db: SqlExecutor, fact: Fact, order: Order) -> Refusal | None:
     )
     applied = int(cursor.rowcount > 0)
     history = (order.order_id, fact.seq, fact.ordinal, status, applied, fact.event_utc)
-    db.execute(_ORDER_HISTORY, history)
+    if batch is not None:
+        batch.history.append(history)
+    else:
+        db.execute(_ORDER_HISTORY, history)
     return None
 
 

@@ -19,10 +19,12 @@ events are projected in order or, if one is refused, none.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Final
 
 from tradewire.ingest.projections import (
     Fact,
+    ProjectionBatch,
     project_account,
     project_execution,
     project_instance,
@@ -124,13 +126,21 @@ class IngestProjector:
 
     def apply(self, db: SqlExecutor, record: StoredRecord) -> Refusal | None:
         """Project one stored message, or refuse it."""
-        envelope = _decoded(record.body)
-        if isinstance(envelope, Rejection):  # only valid messages are appended
-            return Refusal(code=envelope.code, message=envelope.message, field=envelope.field)
-        try:
-            return _project(db, record, envelope)
-        except ValueError as exc:  # e.g. a timestamp out of range for the columns
-            return Refusal(code="PROJECTION_ERROR", message=f"cannot project: {exc}")
+        return _apply(db, record, None)
+
+    def apply_batch(self, db: SqlExecutor, records: Sequence[StoredRecord]) -> int | None:
+        """Project a batch in one go; the index of the first refused record, or ``None``.
+
+        The writer rolls the whole batch back on a refusal (see
+        :class:`~tradewire.store.BatchProjector`), so the batch's shared state
+        and deferred writes are simply dropped then.
+        """
+        batch = ProjectionBatch()
+        for index, record in enumerate(records):
+            if _apply(db, record, batch) is not None:
+                return index
+        batch.flush(db)
+        return None
 
     def reset(self, db: SqlExecutor) -> None:
         """Empty every projection table (``tradewire rebuild`` refills them)."""
@@ -138,10 +148,22 @@ class IngestProjector:
             db.execute(f"DELETE FROM {table}")
 
 
-def _project(db: SqlExecutor, record: StoredRecord, envelope: Envelope) -> Refusal | None:
+def _apply(db: SqlExecutor, record: StoredRecord, batch: ProjectionBatch | None) -> Refusal | None:
+    envelope = _decoded(record.body)
+    if isinstance(envelope, Rejection):  # only valid messages are appended
+        return Refusal(code=envelope.code, message=envelope.message, field=envelope.field)
+    try:
+        return _project(db, record, envelope, batch)
+    except ValueError as exc:  # e.g. a timestamp out of range for the columns
+        return Refusal(code="PROJECTION_ERROR", message=f"cannot project: {exc}")
+
+
+def _project(
+    db: SqlExecutor, record: StoredRecord, envelope: Envelope, batch: ProjectionBatch | None
+) -> Refusal | None:
     payload = envelope.payload
     if isinstance(payload, IngestEvent):
-        return _project_event(db, record, payload)
+        return _project_event(db, record, payload, batch)
     if isinstance(payload, LogRecord):
         return _project_log(db, record, envelope, payload)
     if isinstance(payload, Heartbeat):
@@ -172,26 +194,30 @@ def _project_log(
     return None
 
 
-def _project_event(db: SqlExecutor, record: StoredRecord, event: IngestEvent) -> Refusal | None:
+def _project_event(
+    db: SqlExecutor, record: StoredRecord, event: IngestEvent, batch: ProjectionBatch | None
+) -> Refusal | None:
     fact = Fact(
         seq=record.seq,
         user_id=record.user_id,
         run_id=event.run_id,
         event_utc=utc_text(event.event_utc),
     )
-    refused = touch_run(db, fact)
+    refused = touch_run(db, fact, batch)
     if refused is not None:
         return refused
     data = event.payload_json
     if isinstance(data, BatchIngest):
-        return _project_batch(db, fact, data)
-    return _project_fact(db, fact, data)
+        return _project_batch_ingest(db, fact, data, batch)
+    return _project_fact(db, fact, data, batch)
 
 
-def _project_batch(db: SqlExecutor, fact: Fact, batch: BatchIngest) -> Refusal | None:
-    for index, item in enumerate(batch.events):
+def _project_batch_ingest(
+    db: SqlExecutor, fact: Fact, ingest: BatchIngest, batch: ProjectionBatch | None
+) -> Refusal | None:
+    for index, item in enumerate(ingest.events):
         path = f"payload.payload_json.events[{index}]"
-        refused = _project_fact(db, _at(fact, path, index), item)
+        refused = _project_fact(db, _at(fact, path, index), item, batch)
         if refused is not None:
             return refused
     return None
@@ -208,10 +234,12 @@ def _at(fact: Fact, path: str, ordinal: int) -> Fact:
     )
 
 
-def _project_fact(db: SqlExecutor, fact: Fact, data: WireModel) -> Refusal | None:
+def _project_fact(
+    db: SqlExecutor, fact: Fact, data: WireModel, batch: ProjectionBatch | None = None
+) -> Refusal | None:
     # Order and Execution are checked before their batch subclasses (isinstance covers both).
     if isinstance(data, Order):
-        return project_order(db, fact, data)
+        return project_order(db, fact, data, batch)
     if isinstance(data, Execution):
         return project_execution(db, fact, data)
     if isinstance(data, MarketData):

@@ -10,9 +10,11 @@ record, and hands the events to the delivery driver with
 (``Hub.commit_sinks``), so live records and a replay after a restart take the
 same path. The cursor moves past a page only once every guaranteed
 (NORMAL / CRITICAL) event of that page is in the ``user_event`` stream
-(or after ``persist_timeout_s``, logged): a crash between the ingest ack and
-the bridging replays the page on the next start, and the event ids, derived
-from the causes, make the replay notify nothing twice. INFORMATIONAL events
+(or after ``persist_timeout_s``, logged). The cursor is written to the meta
+at most every ``cursor_interval_s`` (each write is a commit of its own, so
+not once per page), and when the pump falls idle: a crash replays the
+records bridged since the last write, and the event ids, derived from the
+causes, make the replay notify nothing twice. INFORMATIONAL events
 are never stored (fire and forget), so a crash may lose those.
 
 A data dir that has no cursor yet (first start with the bridge) starts at the
@@ -22,6 +24,7 @@ current end of the ``ingest`` stream: history is not notified.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -52,6 +55,9 @@ _ORDERS_SQL: Final = (
     "FROM orders o WHERE o.run_id = ? AND o.first_seq < ?"
 )
 _CHUNK: Final = 400
+_PAGE_SQL: Final = (
+    "SELECT seq, user_id FROM records WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?"
+)
 _DECODED_MAX: Final = 8192
 
 
@@ -68,6 +74,7 @@ class BridgePump:
         live: Callable[[str], bool] = lambda _user: True,
         page: int = 256,
         persist_timeout_s: float = 10.0,
+        cursor_interval_s: float = 0.5,
     ) -> None:
         self.store = store
         self.submit = submit
@@ -76,7 +83,10 @@ class BridgePump:
         self.live = live
         self.page = page
         self.persist_timeout_s = persist_timeout_s
+        self.cursor_interval_s = cursor_interval_s
         self.cursor = 0
+        self._saved = 0
+        self._saved_at = -float("inf")
         self.submitted = 0
         self._wake = asyncio.Event()
         self._decoded: dict[int, Envelope | Rejection] = {}
@@ -105,13 +115,13 @@ class BridgePump:
         """Read the cursor (first start: the current end of the ingest stream)."""
         stored = await self.store.get_meta(CURSOR_META)
         if stored is not None:
-            self.cursor = int(stored)
+            self.cursor = self._saved = int(stored)
             return
         rows = await self.store.query(
             "SELECT COALESCE(max(seq), 0) FROM records WHERE stream = ?", (INGEST_STREAM,)
         )
         self.cursor = int(rows[0][0])
-        await self.store.set_meta(CURSOR_META, str(self.cursor))
+        await self._save_cursor()
 
     async def run(self) -> None:
         """Bridge every record after the cursor, then wait for a wake-up; until cancelled."""
@@ -119,35 +129,85 @@ class BridgePump:
             self._wake.clear()
             try:
                 bridged = await self._bridge_page()
+                if self.cursor != self._saved and self._save_due() <= 0:
+                    await self._save_cursor()
             except Exception:  # the store failed: keep the cursor, try again shortly
                 log.exception("ingest bridge page failed", extra={"cursor": self.cursor})
                 await asyncio.sleep(1.0)
                 continue
             if not bridged:
-                await self._wake.wait()
+                await self._idle()
+
+    async def _idle(self) -> None:
+        """Wait for a wake-up; save a moved cursor meanwhile when it falls due."""
+        if self.cursor == self._saved:
+            await self._wake.wait()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), max(self._save_due(), 0.0))
+            return
+        await self._save_cursor()
+
+    def _save_due(self) -> float:
+        """Seconds until the cursor may be written again."""
+        return self._saved_at + self.cursor_interval_s - time.monotonic()
+
+    async def _save_cursor(self) -> None:
+        cursor = self.cursor
+        await self.store.set_meta(CURSOR_META, str(cursor))
+        self._saved, self._saved_at = cursor, time.monotonic()
 
     async def _bridge_page(self) -> bool:
-        """Bridge one page after the cursor; ``False`` when there was nothing to do."""
-        records = await self.store.read(INGEST_STREAM, self.cursor, self.page)
-        if not records:
+        """Bridge one page after the cursor; ``True`` when a full page was read (more may follow).
+
+        A short page means the pump has caught up with what was committed when
+        it read, and every later commit wakes it, so it need not read again.
+        """
+        rows = await self._page()
+        if not rows:
             return False
         guaranteed: list[str] = []
-        for record in records:
-            for event in await self._translate(record.seq, record.user_id, record.body):
+        for seq, user_id, envelope in rows:
+            for event in await self._translate(seq, user_id, envelope):
                 self._submit(event)
                 if event.priority is not Priority.INFORMATIONAL:
                     guaranteed.append(event.event_id)
         await self._await_persisted(guaranteed)
-        self.cursor = records[-1].seq
-        await self.store.set_meta(CURSOR_META, str(self.cursor))
-        return True
+        self.cursor = rows[-1][0]
+        return len(rows) >= self.page
+
+    async def _page(self) -> list[tuple[int, str | None, Envelope | Rejection]]:
+        """``(seq, user_id, envelope)`` of the next page; bodies read only when not cached.
+
+        Live records were decoded by their transport (:meth:`committed`), so
+        only a replay after a restart reads and decodes bodies.
+        """
+        heads = await self.store.query(_PAGE_SQL, (INGEST_STREAM, self.cursor, self.page))
+        decoded = self._decoded
+        # Taken out before any await: committed() may evict entries meanwhile.
+        cached = {seq: decoded.pop(seq) for seq, _ in heads if seq in decoded}
+        missing = [seq for seq, _ in heads if seq not in cached]
+        bodies: dict[int, bytes] = {}
+        for start in range(0, len(missing), _CHUNK):
+            chunk = missing[start : start + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT seq, body FROM records WHERE seq IN ({marks})"
+            bodies.update(await self.store.query(sql, chunk))
+        out: list[tuple[int, str | None, Envelope | Rejection]] = []
+        for seq, user_id in heads:
+            envelope = cached.get(seq)
+            if envelope is None:
+                envelope = decode_envelope(bodies[seq], max_bytes=_NO_LIMIT)
+            out.append((seq, user_id, envelope))
+        return out
 
     def _submit(self, event: Event) -> None:
         self.submit(event)
         self.submitted += 1
 
-    async def _translate(self, seq: int, user_id: str | None, body: bytes) -> list[Event]:
-        envelope = self._decoded.pop(seq, None) or decode_envelope(body, max_bytes=_NO_LIMIT)
+    async def _translate(
+        self, seq: int, user_id: str | None, envelope: Envelope | Rejection
+    ) -> list[Event]:
         if isinstance(envelope, Rejection) or user_id is None:
             return []
         try:

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, Response
 
 from tradewire.ingest.keyring import authenticate
 from tradewire.ingest.keys import KeyRejected, key_from_headers
-from tradewire.ingest.pipeline import Accepted, admit_body, reply_for
+from tradewire.ingest.pipeline import Accepted, admit_body, now_stamp, reply_for
 from tradewire.ingest.routing import Hub
 from tradewire.server.ingest_rest import create_ingest_rest_router
 from tradewire.server.ingest_ws import serve_ingest_ws
@@ -103,13 +103,14 @@ def create_ingest_router(gateway: Gateway, hub: Hub) -> APIRouter:
             outcome = exc
         results = iter(outcome) if isinstance(outcome, list) else None
         replies: list[bytes] = []
+        stamp = now_stamp()
         for item in items:
             result: AppendResult | BaseException | None = None
             if isinstance(item, Accepted):
                 result = next(results) if results is not None else outcome  # type: ignore[assignment]
                 if isinstance(result, AppendResult):
                     hub.publish(item.envelope, item.record.body, result, origin=None)
-            replies.append(reply_for(item, result, None))
+            replies.append(reply_for(item, result, None, stamp))
         return Response(b"[" + b",".join(replies) + b"]", media_type="application/json")
 
     return router

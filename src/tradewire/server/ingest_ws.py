@@ -52,7 +52,14 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from tradewire.ingest.keyring import authenticate
 from tradewire.ingest.keys import KeyRejected, key_from_headers
-from tradewire.ingest.pipeline import Accepted, admit, admit_body, binary_frame, reply_for
+from tradewire.ingest.pipeline import (
+    Accepted,
+    admit,
+    admit_body,
+    binary_frame,
+    now_stamp,
+    reply_for,
+)
 from tradewire.ingest.routing import Hub, Subscriber, parse_control
 from tradewire.store import AppendResult, Record
 from tradewire.wire import Rejection
@@ -257,6 +264,7 @@ class IngestConnection(Subscriber):
         """One reply per item, in order; committed messages are routed on."""
         results = iter(outcome) if isinstance(outcome, list) else None
         replies: list[bytes] = []
+        stamp = now_stamp()
         for item in items:
             if isinstance(item, bytes):
                 replies.append(item)
@@ -266,7 +274,7 @@ class IngestConnection(Subscriber):
                 result = next(results) if results is not None else outcome  # type: ignore[assignment]
                 if isinstance(result, AppendResult):
                     self.hub.publish(item.envelope, item.record.body, result, origin=self)
-            replies.append(reply_for(item, result, self.name))
+            replies.append(reply_for(item, result, self.name, stamp))
         return replies
 
     async def _send_routed(self) -> None:

@@ -29,6 +29,7 @@ import msgspec
 __all__ = [
     "DEFAULT_READ_LIMIT",
     "AppendResult",
+    "BatchProjector",
     "Durability",
     "Projector",
     "Record",
@@ -143,6 +144,23 @@ class Projector(Protocol):
 
     def reset(self, db: SqlExecutor) -> None:
         """Delete everything this projector derived."""
+        ...
+
+
+class BatchProjector(Projector, Protocol):
+    """A projector that can apply a whole batch at once (optional, for speed).
+
+    The writer first tries every batch optimistically: one ``executemany``
+    for the records, then :meth:`apply_batch` with the new records of the
+    projector's streams, in ``seq`` order, with no savepoint per record (so
+    the projector may remember things between records and defer writes to
+    the end of the batch). When it returns the index of a refused record,
+    the writer rolls the whole batch back and redoes it record by record
+    with :meth:`~Projector.apply`, which refuses that record alone.
+    """
+
+    def apply_batch(self, db: SqlExecutor, records: Sequence[StoredRecord]) -> int | None:
+        """Project every record; the index of the first refused one, or ``None``."""
         ...
 
 

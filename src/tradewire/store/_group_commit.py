@@ -198,22 +198,49 @@ class GroupCommitWriter:
         fresh, slots = _dedupe(appends)
         if not fresh:
             return []
-        if any(record.stream in self._projectors for record in fresh):
+        done = self._write_batch(conn, fresh)
+        if done is None:  # a projector refused a record: redo it one savepoint per record
+            conn.execute("ROLLBACK TO batch")
             done = [self._write_projected(conn, record) for record in fresh]
-            return [
-                AppendResult(
-                    done[slot].record, done[slot].duplicate or repeated, done[slot].refusal
-                )
-                for slot, repeated in slots
-            ]
+        conn.execute("RELEASE batch")
+        return [
+            AppendResult(done[slot].record, done[slot].duplicate or repeated, done[slot].refusal)
+            for slot, repeated in slots
+        ]
+
+    def _write_batch(
+        self, conn: sqlite3.Connection, fresh: list[Record]
+    ) -> list[AppendResult] | None:
+        """Insert every record with one ``executemany``, then project the new ones in order.
+
+        The optimistic path: no savepoint per record. ``None`` when a projector
+        refused a record; the caller then rolls back to the ``batch`` savepoint
+        and takes the per-record path, which undoes only the refused records.
+        """
+        conn.execute("SAVEPOINT batch")
         base = _max_seq(conn)
         inserted = conn.executemany(INSERT, map(astuple, fresh)).rowcount
         stored = _stored_fast(conn, fresh, base, inserted)
         if stored is None:
             stored = _stored_slow(conn, fresh, base)
-        return [
-            AppendResult(stored[slot][0], stored[slot][1] or repeated) for slot, repeated in slots
-        ]
+        if not self._project_batch(conn, [r for r, duplicate in stored if not duplicate]):
+            return None
+        return [AppendResult(record, duplicate) for record, duplicate in stored]
+
+    def _project_batch(self, conn: sqlite3.Connection, records: list[StoredRecord]) -> bool:
+        """Run the projectors over new ``records``; ``False`` when one refused a record."""
+        mine: dict[int, tuple[Projector, list[StoredRecord]]] = {}
+        for record in records:
+            for projector in self._projectors.get(record.stream, ()):
+                mine.setdefault(id(projector), (projector, []))[1].append(record)
+        for projector, batch in mine.values():
+            apply_batch = getattr(projector, "apply_batch", None)
+            if apply_batch is not None:
+                if apply_batch(conn, batch) is not None:
+                    return False
+            elif any(projector.apply(conn, record) is not None for record in batch):
+                return False
+        return True
 
     def _write_projected(self, conn: sqlite3.Connection, record: Record) -> AppendResult:
         """Insert one record and run its projectors under a savepoint of its own."""

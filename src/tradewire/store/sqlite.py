@@ -25,6 +25,14 @@ Callers live on the asyncio loop; SQLite work lives on threads.
   (``max(seq)`` before and after: contiguous when nothing was skipped);
   otherwise the new rows are read back and duplicates return the stored
   record with ``duplicate=True``.
+* **Projections.** Records of projected streams are written the same way
+  (one ``executemany``), then their projectors run over the new ones in
+  ``seq`` order, with no savepoint per record (a projector that implements
+  :class:`~tradewire.store.BatchProjector` takes the whole batch in one
+  call). Only when a projector refuses a record is the batch rolled back to
+  its savepoint and redone one savepoint per record, so that the refused
+  record alone is undone: refusals are rare, the common batch pays no
+  per-record savepoints.
 * **Failure.** Any error inside the transaction rolls it back and fails
   every caller of the batch with :class:`~tradewire.errors.StoreError`;
   nothing of it was acknowledged, so a retry (same keys) is safe.
