@@ -32,7 +32,7 @@ import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, Self
 from urllib.parse import urlsplit
 
 import httpx
@@ -287,3 +287,25 @@ def failure_for(
     if reply.status in (408, 425) or reply.status >= 500:
         return Retryable(what, retry_after_ms=retry_after_ms(reply, now_ms))
     return PermanentFailure(what)
+
+
+class OwnsHttpClient:
+    """Lifecycle of an adapter that may have made its own :class:`HttpClient`.
+
+    Subclasses set ``_http`` and ``_owned`` (True when they created the
+    client); ``async with`` and :meth:`aclose` close it only then.
+    """
+
+    _http: HttpClient
+    _owned: bool
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (when this channel created it)."""
+        if self._owned:
+            await self._http.aclose()

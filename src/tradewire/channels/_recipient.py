@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from tradewire.channels.directory import UserDirectory, UserProfile
 from tradewire.delivery.ports import PermanentFailure, Retryable
 from tradewire.errors import TradewireError
 
-__all__ = ["find_profile", "url_problem"]
+__all__ = ["find_profile", "find_url", "url_problem"]
 
 
 async def find_profile(
@@ -34,3 +35,20 @@ def url_problem(url: str, what: str) -> PermanentFailure | None:
     if parts.scheme not in ("http", "https") or not host:
         return PermanentFailure(f"{what} must be an http(s) URL")
     return None
+
+
+async def find_url(
+    directory: UserDirectory, user_id: str, pick: Callable[[UserProfile], str], what: str
+) -> tuple[UserProfile, str] | Retryable | PermanentFailure:
+    """The user's profile and the URL ``pick`` chooses from it, or why there is none.
+
+    ``what`` names the address in messages: ``"user has no {what}"``,
+    ``"the {what} URL must be an http(s) URL"``; the URL itself never appears.
+    """
+    profile = await find_profile(directory, user_id)
+    if not isinstance(profile, UserProfile):
+        return profile
+    url = pick(profile)
+    if not url:
+        return PermanentFailure(f"user has no {what}")
+    return url_problem(url, f"the {what} URL") or (profile, url)

@@ -28,12 +28,13 @@ from tradewire.channels._http import (
     DEFAULT_TIMEOUT_S,
     HttpClient,
     HttpReply,
+    OwnsHttpClient,
     Redactor,
     failure_for,
     url_secrets,
 )
-from tradewire.channels._recipient import find_profile, url_problem
-from tradewire.channels.directory import UserDirectory, UserProfile
+from tradewire.channels._recipient import find_url
+from tradewire.channels.directory import UserDirectory
 from tradewire.channels.escaping import escape_discord, truncate_discord
 from tradewire.channels.message import RenderedMessage, Renderer
 from tradewire.channels.templates import event_type_name, priority_name
@@ -43,7 +44,6 @@ from tradewire.delivery.ports import (
     Clock,
     Delivered,
     DeliveryOutcome,
-    PermanentFailure,
     RateLimit,
     SystemClock,
 )
@@ -103,7 +103,7 @@ def discord_payload(event: Event, message: RenderedMessage) -> dict[str, Any]:
     }
 
 
-class DiscordChannel:
+class DiscordChannel(OwnsHttpClient):
     """The DISCORD channel: posts each event to the user's incoming webhook."""
 
     def __init__(
@@ -133,28 +133,14 @@ class DiscordChannel:
             max_message_length=DESCRIPTION_LIMIT, per_recipient=RateLimit(5, 2_000)
         )
 
-    async def __aenter__(self) -> DiscordChannel:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the HTTP client (when this channel created it)."""
-        if self._owned:
-            await self._http.aclose()
-
     async def send(self, event: Event, attempt: int) -> DeliveryOutcome:
         """Post ``event`` to the user's Discord webhook and report the outcome."""
-        profile = await find_profile(self._directory, event.user_id)
-        if not isinstance(profile, UserProfile):
-            return profile
-        url = profile.discord_webhook_url
-        if not url:
-            return PermanentFailure("user has no Discord webhook")
-        problem = url_problem(url, "the Discord webhook URL")
-        if problem is not None:
-            return problem
+        found = await find_url(
+            self._directory, event.user_id, lambda p: p.discord_webhook_url, "Discord webhook"
+        )
+        if not isinstance(found, tuple):
+            return found
+        _, url = found
         redact = Redactor(url_secrets(url))
         body = _ENCODER.encode(discord_payload(event, self._renderer.render(event)))
         reply = await self._http.post(with_wait(url), body=body, redact=redact)

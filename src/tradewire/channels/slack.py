@@ -24,12 +24,13 @@ from tradewire.channels._http import (
     DEFAULT_TIMEOUT_S,
     HttpClient,
     HttpReply,
+    OwnsHttpClient,
     Redactor,
     failure_for,
     url_secrets,
 )
-from tradewire.channels._recipient import find_profile, url_problem
-from tradewire.channels.directory import UserDirectory, UserProfile
+from tradewire.channels._recipient import find_url
+from tradewire.channels.directory import UserDirectory
 from tradewire.channels.escaping import escape_slack, truncate_entities, truncate_plain
 from tradewire.channels.message import RenderedMessage, Renderer
 from tradewire.channels.templates import event_type_name, priority_name
@@ -39,7 +40,6 @@ from tradewire.delivery.ports import (
     Clock,
     Delivered,
     DeliveryOutcome,
-    PermanentFailure,
     RateLimit,
     SystemClock,
 )
@@ -68,7 +68,7 @@ def slack_payload(event: Event, message: RenderedMessage) -> dict[str, Any]:
     return {"text": truncate_entities(escape_slack(message.title), TEXT_LIMIT), "blocks": blocks}
 
 
-class SlackChannel:
+class SlackChannel(OwnsHttpClient):
     """The SLACK channel: posts each event to the user's incoming webhook."""
 
     def __init__(
@@ -96,28 +96,14 @@ class SlackChannel:
         """Section text 3000 characters; Slack's 1 message/s per webhook."""
         return ChannelLimits(max_message_length=SECTION_LIMIT, per_recipient=RateLimit(1, 1_000))
 
-    async def __aenter__(self) -> SlackChannel:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the HTTP client (when this channel created it)."""
-        if self._owned:
-            await self._http.aclose()
-
     async def send(self, event: Event, attempt: int) -> DeliveryOutcome:
         """Post ``event`` to the user's Slack webhook and report the outcome."""
-        profile = await find_profile(self._directory, event.user_id)
-        if not isinstance(profile, UserProfile):
-            return profile
-        url = profile.slack_webhook_url
-        if not url:
-            return PermanentFailure("user has no Slack webhook")
-        problem = url_problem(url, "the Slack webhook URL")
-        if problem is not None:
-            return problem
+        found = await find_url(
+            self._directory, event.user_id, lambda p: p.slack_webhook_url, "Slack webhook"
+        )
+        if not isinstance(found, tuple):
+            return found
+        _, url = found
         redact = Redactor(url_secrets(url))
         body = _ENCODER.encode(slack_payload(event, self._renderer.render(event)))
         reply = await self._http.post(url, body=body, redact=redact)

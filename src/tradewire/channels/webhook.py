@@ -36,12 +36,13 @@ from tradewire.channels._http import (
     DEFAULT_TIMEOUT_S,
     HttpClient,
     HttpReply,
+    OwnsHttpClient,
     Redactor,
     failure_for,
     url_secrets,
 )
-from tradewire.channels._recipient import find_profile, url_problem
-from tradewire.channels.directory import UserDirectory, UserProfile
+from tradewire.channels._recipient import find_url
+from tradewire.channels.directory import UserDirectory
 from tradewire.channels.message import RenderedMessage, Renderer
 from tradewire.channels.templates import event_type_name, priority_name
 from tradewire.delivery.model import ChannelType, Event
@@ -165,7 +166,7 @@ def _iso(ms: int) -> str | None:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class WebhookChannel:
+class WebhookChannel(OwnsHttpClient):
     """POSTs each event, signed, to the user's webhook URL.
 
     ``secret`` is the deployment's signing key, used for users without their
@@ -205,28 +206,12 @@ class WebhookChannel:
         """No length or rate limit of its own: the receiver's 429 is honoured."""
         return ChannelLimits()
 
-    async def __aenter__(self) -> WebhookChannel:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the HTTP client (when this channel created it)."""
-        if self._owned:
-            await self._http.aclose()
-
     async def send(self, event: Event, attempt: int) -> DeliveryOutcome:
         """POST ``event`` to the user's webhook and report the outcome."""
-        profile = await find_profile(self._directory, event.user_id)
-        if not isinstance(profile, UserProfile):
-            return profile
-        url = profile.webhook_url
-        if not url:
-            return PermanentFailure("user has no webhook URL")
-        problem = url_problem(url, "the webhook URL")
-        if problem is not None:
-            return problem
+        found = await find_url(self._directory, event.user_id, lambda p: p.webhook_url, "webhook")
+        if not isinstance(found, tuple):
+            return found
+        profile, url = found
         secret = profile.webhook_secret or self._secret
         if not secret:
             return PermanentFailure("no webhook signing secret (user or deployment)")
