@@ -299,6 +299,10 @@ class OwnsHttpClient:
     _http: HttpClient
     _owned: bool
 
+    def __init__(self, *, http: HttpClient | None, timeout_s: float) -> None:
+        self._owned = http is None
+        self._http = http or HttpClient(timeout_s=timeout_s)
+
     async def __aenter__(self) -> Self:
         return self
 

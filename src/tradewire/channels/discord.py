@@ -118,8 +118,7 @@ class DiscordChannel(OwnsHttpClient):
         self._directory = directory
         self._renderer = renderer
         self._clock = clock or SystemClock()
-        self._owned = http is None
-        self._http = http or HttpClient(timeout_s=timeout_s)
+        super().__init__(http=http, timeout_s=timeout_s)
 
     @property
     def channel_type(self) -> ChannelType:

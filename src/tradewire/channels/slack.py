@@ -83,8 +83,7 @@ class SlackChannel(OwnsHttpClient):
         self._directory = directory
         self._renderer = renderer
         self._clock = clock or SystemClock()
-        self._owned = http is None
-        self._http = http or HttpClient(timeout_s=timeout_s)
+        super().__init__(http=http, timeout_s=timeout_s)
 
     @property
     def channel_type(self) -> ChannelType:

@@ -190,8 +190,7 @@ class WebhookChannel(OwnsHttpClient):
         self._channel_type = channel_type
         self._secret = secret
         self._clock = clock or SystemClock()
-        self._owned = http is None
-        self._http = http or HttpClient(timeout_s=timeout_s)
+        super().__init__(http=http, timeout_s=timeout_s)
 
     def __repr__(self) -> str:
         return f"WebhookChannel(channel_type={self._channel_type.name})"
