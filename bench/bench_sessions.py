@@ -10,6 +10,11 @@ open N connections (for the gateway: ``/ws/session?token=T``, one user
 each) and hold them idle; once the server's RSS has settled it is read
 again. Memory per session = (RSS after - RSS before) / N. Both server and
 client processes raise ``RLIMIT_NOFILE`` to the hard limit.
+
+The gateway does not offer permessage-deflate on ``/ws/session`` (see
+docs/concepts/architecture.md): with it offered and negotiated by the
+client, an idle session measured 45 KiB here at 1,000 sessions, against 12
+KiB without.
 """
 
 from __future__ import annotations

@@ -70,3 +70,14 @@ def test_registry_reports_first_and_last_session_edges() -> None:
     assert not reg.is_active("u1")
     assert reg.is_active("u10")
     assert len(reg) == 1
+
+
+def test_an_emptied_outbox_gives_its_deque_back() -> None:
+    box = Outbox(4)
+    assert len(box) == 0 and box.take(3) == []
+    box.put(b"a", guaranteed=False)
+    box.put(b"b", guaranteed=True)
+    assert box.take(1) == [b"a"] and len(box) == 1
+    assert box.take(5) == [b"b"] and len(box) == 0
+    assert box.put(b"c", guaranteed=True) is PutResult.QUEUED
+    assert box.take(5) == [b"c"]

@@ -36,7 +36,8 @@ from tradewire.errors import PortInUseError
 from tradewire.ingest.routing import Hub
 from tradewire.ingest.run_analytics import RunAnalyticsCache
 from tradewire.projections import all_projectors
-from tradewire.server.app import create_app
+from tradewire.server._ws_protocol import LeanWebSocketProtocol
+from tradewire.server.app import create_asgi
 from tradewire.server.bridge_pump import BridgePump
 from tradewire.server.delivery_driver import DeliveryDriver
 from tradewire.server.ingest_health import HealthWatch, heartbeat_policy
@@ -47,6 +48,7 @@ from tradewire.server.notifications import (
     default_channels,
     run_telegram_poller,
 )
+from tradewire.server.session_ws import SessionHeartbeats
 from tradewire.store import Projector
 from tradewire.store.sqlite import SqliteStore, open_store
 
@@ -137,6 +139,8 @@ class Gateway:
         self.store: SqliteStore
         self.ingest_hub = Hub()  # platform ingest (#5): connected ingest clients
         self.ingest_health = HealthWatch(self.ingest_hub, heartbeat_policy(settings))  # (#5)
+        # one sweep keeps every live session's heartbeat: no timer per session
+        self.session_heartbeats = SessionHeartbeats(settings.session_heartbeat_seconds)
 
     @property
     def addresses(self) -> ListenAddresses:
@@ -244,12 +248,17 @@ class Gateway:
         """Serve until :meth:`request_stop`, then shut down gracefully."""
         assert self._http_sock is not None
         config = uvicorn.Config(
-            create_app(self),
+            create_asgi(self),
             log_config=None,
             access_log=False,
             lifespan="off",
-            ws="websockets-sansio",
-            ws_ping_interval=None,
+            ws=LeanWebSocketProtocol,  # uvicorn's websockets-sansio, trimmed for idle sessions
+            ws_ping_interval=None,  # the session protocol has its own heartbeats
+            # No permessage-deflate: browsers would negotiate it and each connection
+            # would then hold two zlib contexts (~46 KiB instead of ~13 KiB per idle
+            # socket with plain websockets here), while session messages are small
+            # JSON envelopes that ?batch=1 already packs together.
+            ws_per_message_deflate=False,
         )
         http = _EmbeddedServer(config)
         self._tasks = [
@@ -257,6 +266,7 @@ class Gateway:
             asyncio.create_task(self.delivery.run(), name="delivery"),
             asyncio.create_task(self.delivery.pump_sub(), name="zmq-sub"),
             asyncio.create_task(self.delivery.pump_router(), name="zmq-router"),
+            asyncio.create_task(self.session_heartbeats.run(), name="session-heartbeats"),
         ]
         # platform ingest (#5): the heartbeat watch, cancelled with the others on stop
         self._tasks.append(asyncio.create_task(self.ingest_health.run(), name="ingest-health"))

@@ -1,12 +1,29 @@
 """``GET /ws/session``: a user's live session (the WEB channel).
 
-Theory of operation: the handler authenticates the token, then runs two
-loops on one connection; the session ends when either ends. The reader
-decodes client messages (acks, heartbeats) and reports them to a
-:class:`SessionListener` (the delivery driver). The writer drains the
-session's bounded :class:`Outbox`, several envelopes per wake-up, and sends a
-heartbeat whenever it has been idle for one interval. A session that sent
-nothing for three intervals is dead and closed (4408), busy or idle.
+Theory of operation: a gateway holds many sessions open and most of them are
+idle, so an idle session costs one task and no timer (the target is under
+16 KiB of server memory per idle session, see docs/benchmarks.md):
+
+* The connection's own ASGI task authenticates the token and then reads the
+  client's messages (acks, heartbeats) and reports them to a
+  :class:`SessionListener` (the delivery driver). The session ends when it
+  reads the disconnect.
+* A writer task exists only while there is something to write:
+  :meth:`LiveSession.push` starts one; it drains the session's bounded
+  :class:`Outbox`, several envelopes per message with ``?batch=1``, and ends
+  when the outbox is empty.
+* One :class:`SessionHeartbeats` sweep for the whole gateway, a few times per
+  heartbeat interval, asks :func:`~tradewire.sessions.liveness.check_liveness`
+  about every session: it queues a heartbeat for a session that wrote
+  nothing for one interval, closes a session whose client sent nothing for
+  three (4408), busy or idle, and drops without a close frame a session
+  whose send has waited three intervals (a client that reads nothing at all:
+  no close frame could get through either).
+* :func:`serve_session` is a plain ASGI app that the gateway dispatches to
+  ahead of FastAPI (:func:`tradewire.server.app.create_asgi`): FastAPI's
+  per-request machinery (dependency solving, exit stacks, middleware frames)
+  stays suspended for as long as a WebSocket is open and cost more than the
+  rest of an idle session together.
 
 A slow consumer is one whose outbox overflows with guaranteed events while
 the writer waits on the transport (the client reads slower than events
@@ -14,9 +31,7 @@ come): it is closed (1013) once what is queued went out; its events stay
 unacknowledged and are replayed when it reconnects. An overflow while the
 writer keeps up (a burst, such as the replay of a long queue on connect) is
 no reason to close: what does not fit is refused and the delivery engine
-retries it after its backoff. A client that reads nothing at all stalls the
-writer for good (no close frame could be sent either): once one send has
-waited three intervals the session is dropped without a close frame.
+retries it after its backoff.
 
 Close codes: 4401 token missing, invalid or expired (the reason says which);
 4408 heartbeat timeout; 1013 slow consumer; 1001 gateway shutting down.
@@ -26,11 +41,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Protocol
+from typing import Any, Protocol
+from urllib.parse import parse_qs
 
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.types import Receive, Scope, Send
 
 from tradewire.auth import SessionTokens, TokenRejected
+from tradewire.sessions.liveness import Liveness, check_liveness
 from tradewire.sessions.outbox import Outbox, PutResult
 from tradewire.sessions.protocol import (
     ClientAck,
@@ -41,12 +58,17 @@ from tradewire.sessions.protocol import (
     encode_heartbeat,
 )
 
-__all__ = ["LiveSession", "SessionListener", "serve_session"]
+__all__ = ["LiveSession", "SessionHeartbeats", "SessionListener", "serve_session"]
 
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_HEARTBEAT_TIMEOUT = 4408
 CLOSE_SLOW_CONSUMER = 1013
 MAX_PER_MESSAGE = 256
+SWEEPS_PER_INTERVAL = 4
+"""How often per heartbeat interval the sweep runs: deadlines hold within a quarter interval."""
+
+_SILENT_REASON = "no message for 3 heartbeat intervals"
+_SLOW_REASON = "slow consumer: reconnect to receive your undelivered events"
 
 
 def _now_ms() -> int:
@@ -57,12 +79,19 @@ class LiveSession:
     """One open ``/ws/session`` connection of one user."""
 
     __slots__ = (
-        "_wake",
+        "_closing",
+        "_dropped",
+        "_reader",
+        "_send",
+        "_writer",
         "batch",
         "closed",
+        "failure",
         "last_seen",
+        "last_sent",
         "outbox",
         "overflowed",
+        "send_started",
         "user_id",
         "writing",
     )
@@ -74,8 +103,19 @@ class LiveSession:
         self.closed = False
         self.overflowed = False
         self.writing = False  # seen True from outside only while a send waits on the transport
-        self.last_seen = time.monotonic()
-        self._wake = asyncio.Event()
+        self.send_started = 0.0
+        self.last_seen = self.last_sent = time.monotonic()
+        self.failure: BaseException | None = None  # a bug in the writer, raised by the reader
+        self._send: Send | None = None
+        self._reader: asyncio.Task[Any] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._closing: tuple[int, str] | None = None
+        self._dropped = False
+
+    def attach(self, send: Send, reader: asyncio.Task[Any] | None) -> None:
+        """Connect to the transport: ``send`` writes, ``reader`` is the task reading it."""
+        self._send = send
+        self._reader = reader
 
     def push(self, data: bytes, *, guaranteed: bool) -> bool:
         """Queue an encoded envelope; False if it could not be queued."""
@@ -84,19 +124,77 @@ class LiveSession:
         result = self.outbox.put(data, guaranteed=guaranteed)
         if result is PutResult.OVERFLOW and self.writing:
             self.overflowed = True  # a slow consumer, not a burst (see module docs)
-        self._wake.set()
+        self._start_writer()
         return result in (PutResult.QUEUED, PutResult.QUEUED_DROPPED_OLDER)
 
-    async def wait_for_work(self, idle_s: float) -> bool:
-        """Wait until something is queued (True) or ``idle_s`` passes (False)."""
-        if len(self.outbox) or self.overflowed:
-            return True
-        self._wake.clear()
+    def close(self, code: int, reason: str) -> None:
+        """Close with ``code`` once the send in progress (if any) is out."""
+        if self._closing is None:
+            self._closing = (code, reason)
+            self._start_writer()
+
+    def drop(self) -> None:
+        """End the session now, without a close frame (its client reads nothing)."""
+        self.closed = self._dropped = True
+        for task in (self._writer, self._reader):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+
+    @property
+    def dropped(self) -> bool:
+        """Whether :meth:`drop` ended the session."""
+        return self._dropped
+
+    async def detach(self) -> None:
+        """The session is over: stop writing (the reader has ended)."""
+        self.closed = True
+        self._send = self._reader = None
+        writer = self._writer
+        if writer is not None:
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+
+    def _start_writer(self) -> None:
+        if self._writer is None and self._send is not None and not self._dropped:
+            self._writer = asyncio.get_running_loop().create_task(self._write(self._send))
+
+    async def _write(self, send: Send) -> None:
         try:
-            await asyncio.wait_for(self._wake.wait(), idle_s)
-        except TimeoutError:
+            while await self._write_next(send):
+                pass
+        except (RuntimeError, OSError):
+            pass  # the client is gone: the reader hears the disconnect
+        except Exception as exc:  # a bug: end the session, the reader raises it
+            self.failure = exc
+            self.drop()
+        finally:
+            self._writer = None
+
+    async def _write_next(self, send: Send) -> bool:
+        """Write one message or the close frame; False when there is nothing more to do."""
+        if self._closing is not None:
+            await self._send_close(send, *self._closing)
             return False
-        return True
+        if items := self.outbox.take(MAX_PER_MESSAGE if self.batch else 1):
+            data = items[0] if len(items) == 1 else encode_batch(items)
+            await self._transmit(send, {"type": "websocket.send", "text": data.decode()})
+            return True
+        if self.overflowed:
+            await self._send_close(send, CLOSE_SLOW_CONSUMER, _SLOW_REASON)
+        return False
+
+    async def _send_close(self, send: Send, code: int, reason: str) -> None:
+        self.closed = True  # nothing queued from now on would go out
+        await self._transmit(send, {"type": "websocket.close", "code": code, "reason": reason})
+
+    async def _transmit(self, send: Send, message: dict[str, Any]) -> None:
+        self.writing = True
+        self.send_started = time.monotonic()
+        try:
+            await send(message)
+        finally:
+            self.writing = False
+            self.last_sent = time.monotonic()
 
     def __hash__(self) -> int:
         return id(self)
@@ -118,90 +216,103 @@ class SessionListener(Protocol):
         ...
 
 
+class SessionHeartbeats:
+    """The one sweep that keeps every open session's heartbeat and deadlines.
+
+    One task for the whole gateway instead of a timer per session (see the
+    module docstring); :meth:`sweep` is the whole decision, on a given clock.
+    """
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._sessions: dict[LiveSession, None] = {}
+
+    def add(self, session: LiveSession) -> None:
+        self._sessions[session] = None
+
+    def discard(self, session: LiveSession) -> None:
+        self._sessions.pop(session, None)
+
+    async def run(self) -> None:
+        """Sweep every open session, :data:`SWEEPS_PER_INTERVAL` times per interval."""
+        while True:
+            await asyncio.sleep(self.interval_s / SWEEPS_PER_INTERVAL)
+            self.sweep(time.monotonic())
+
+    def sweep(self, now: float) -> None:
+        """Heartbeat, close or drop each session as :func:`check_liveness` says."""
+        for session in list(self._sessions):
+            verdict = check_liveness(
+                now,
+                last_received=session.last_seen,
+                last_sent=session.last_sent,
+                send_started=session.send_started if session.writing else None,
+                interval=self.interval_s,
+            )
+            if verdict is Liveness.HEARTBEAT_DUE:
+                session.push(encode_heartbeat(_now_ms(), session.user_id), guaranteed=False)
+            elif verdict is Liveness.SILENT:
+                session.close(CLOSE_HEARTBEAT_TIMEOUT, _SILENT_REASON)
+            elif verdict is Liveness.STALLED:
+                session.drop()
+
+
+def _query_value(scope: Scope, name: str) -> str | None:
+    values = parse_qs(scope["query_string"].decode("latin-1")).get(name)
+    return values[0] if values else None
+
+
 async def serve_session(
-    ws: WebSocket, *, tokens: SessionTokens, listener: SessionListener, heartbeat_s: float
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    *,
+    tokens: SessionTokens,
+    listener: SessionListener,
+    heartbeats: SessionHeartbeats,
 ) -> None:
-    """Run one session from handshake to close."""
-    verdict = tokens.verify(ws.query_params.get("token"), now=int(time.time()))
-    await ws.accept()
-    if isinstance(verdict, TokenRejected):
-        await ws.close(code=CLOSE_UNAUTHORIZED, reason=verdict.message[:120])
+    """Run one session from handshake to close (an ASGI ``websocket`` app)."""
+    if (await receive())["type"] != "websocket.connect":
         return
-    session = LiveSession(verdict, batch=ws.query_params.get("batch") in ("1", "true"))
+    verdict = tokens.verify(_query_value(scope, "token"), now=int(time.time()))
+    await send({"type": "websocket.accept"})
+    if isinstance(verdict, TokenRejected):
+        reason = verdict.message[:120]
+        await send({"type": "websocket.close", "code": CLOSE_UNAUTHORIZED, "reason": reason})
+        return
+    session = LiveSession(verdict, batch=_query_value(scope, "batch") in ("1", "true"))
+    session.attach(send, asyncio.current_task())
     listener.session_opened(session)
-    reader = asyncio.create_task(_read_loop(ws, session, listener))
-    writer = asyncio.create_task(_write_loop(ws, session, heartbeat_s))
+    heartbeats.add(session)
     try:
-        # The writer may end the session on its own (heartbeat timeout, slow
-        # consumer, stalled client) while the reader still waits for a frame.
-        done, _ = await asyncio.wait((reader, writer), return_when=asyncio.FIRST_COMPLETED)
-        if reader not in done and writer.exception() is None and writer.result():
-            await reader  # our close frame is out: read the acks the client sent before it
+        await _read_until_disconnect(receive, session, listener)
+    except asyncio.CancelledError:
+        if not session.dropped:
+            raise
+        _uncancel()  # our own drop(): end the session normally
     finally:
-        session.closed = True
-        for task in (reader, writer):
-            task.cancel()
-        await asyncio.gather(reader, writer, return_exceptions=True)
+        heartbeats.discard(session)
+        await session.detach()
         listener.session_closed(session)
-    for task in (reader, writer):  # a bug in either loop still surfaces
-        if not task.cancelled() and (error := task.exception()) is not None:
-            raise error
+    if session.failure is not None:  # a bug in the writer still surfaces
+        raise session.failure
 
 
-async def _read_loop(ws: WebSocket, session: LiveSession, listener: SessionListener) -> None:
-    while True:
-        message = await ws.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        data = message.get("text") or message.get("bytes") or b""
+def _uncancel() -> None:
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+
+
+async def _read_until_disconnect(
+    receive: Receive, session: LiveSession, listener: SessionListener
+) -> None:
+    # after our close frame this still reads the acks the client sent before it
+    while (message := await receive())["type"] != "websocket.disconnect":
         session.last_seen = time.monotonic()
+        data = message.get("text") or message.get("bytes") or b""
         for item in decode_client_message(data):
             if isinstance(item, ClientAck):
                 listener.session_acked(session, item.event_ids)
             elif not isinstance(item, ClientHeartbeat):
                 session.push(encode_error(item, _now_ms(), session.user_id), guaranteed=False)
-
-
-async def _write_loop(ws: WebSocket, session: LiveSession, heartbeat_s: float) -> bool:
-    """Feed the client until the session ends; True if it ended with our close frame."""
-    dead_after = 3 * heartbeat_s
-    try:
-        while True:
-            idle = not await session.wait_for_work(heartbeat_s)
-            # checked on every wake-up: a stream of events must not hide a dead client
-            if time.monotonic() - session.last_seen > dead_after:
-                reason = "no message for 3 heartbeat intervals"
-                return await _close(ws, CLOSE_HEARTBEAT_TIMEOUT, reason, dead_after)
-            if idle:
-                session.push(encode_heartbeat(_now_ms(), session.user_id), guaranteed=False)
-            await _send_pending(ws, session, dead_after)
-            if session.overflowed:
-                reason = "slow consumer: reconnect to receive your undelivered events"
-                return await _close(ws, CLOSE_SLOW_CONSUMER, reason, dead_after)
-    except TimeoutError:
-        return False  # the client read nothing for dead_after: drop it (no close frame fits)
-    except (WebSocketDisconnect, RuntimeError, OSError):
-        return False  # the client is gone
-
-
-async def _send_pending(ws: WebSocket, session: LiveSession, stall_s: float) -> None:
-    while items := session.outbox.take(MAX_PER_MESSAGE if session.batch else 1):
-        data = items[0] if len(items) == 1 else encode_batch(items)
-        session.writing = True
-        try:
-            async with asyncio.timeout(stall_s):
-                await ws.send_text(data.decode())
-        finally:
-            session.writing = False
-
-
-async def _close(ws: WebSocket, code: int, reason: str, stall_s: float) -> bool:
-    """Send a close frame; whether it went out (not to a client that stopped reading)."""
-    if ws.application_state is not WebSocketState.CONNECTED:
-        return False
-    try:
-        async with asyncio.timeout(stall_s):
-            await ws.close(code=code, reason=reason)
-    except (RuntimeError, OSError):  # TimeoutError included
-        return False
-    return True

@@ -9,6 +9,10 @@ dropped: when the outbox is full of them, :meth:`Outbox.put` reports
 ``overflow`` and does not take the item; the caller either disconnects the
 session as a slow consumer or leaves the item to a later retry. Either way
 the event stays unacknowledged in the store, so nothing guaranteed is lost.
+
+Most sessions are idle most of the time: the deque (about 600 bytes even
+when empty) exists only while something is queued, so an idle session's
+outbox costs a few dozen bytes.
 """
 
 from __future__ import annotations
@@ -47,33 +51,41 @@ class Outbox:
             raise ValueError("capacity must be at least 1")
         self.capacity = capacity
         self.dropped = 0
-        self._items: deque[QueuedItem] = deque()
+        self._items: deque[QueuedItem] | None = None  # created on demand, see above
 
     def __len__(self) -> int:
-        return len(self._items)
+        return 0 if self._items is None else len(self._items)
 
     def put(self, data: bytes, *, guaranteed: bool) -> PutResult:
         """Queue ``data``; see the module docstring for what happens when full."""
-        if len(self._items) < self.capacity:
-            self._items.append(QueuedItem(data, guaranteed))
+        if self._items is None:
+            self._items = deque()
+        items = self._items
+        if len(items) < self.capacity:
+            items.append(QueuedItem(data, guaranteed))
             return PutResult.QUEUED
         if not guaranteed:
             self.dropped += 1
             return PutResult.DROPPED
-        if self._drop_oldest_informational():
-            self._items.append(QueuedItem(data, guaranteed))
+        if self._drop_oldest_informational(items):
+            items.append(QueuedItem(data, guaranteed))
             return PutResult.QUEUED_DROPPED_OLDER
         return PutResult.OVERFLOW
 
-    def _drop_oldest_informational(self) -> bool:
-        for index, item in enumerate(self._items):
+    def _drop_oldest_informational(self, items: deque[QueuedItem]) -> bool:
+        for index, item in enumerate(items):
             if not item.guaranteed:
-                del self._items[index]
+                del items[index]
                 self.dropped += 1
                 return True
         return False
 
     def take(self, limit: int) -> list[bytes]:
         """Remove and return up to ``limit`` items, oldest first."""
-        count = min(limit, len(self._items))
-        return [self._items.popleft().data for _ in range(count)]
+        items = self._items
+        if items is None:
+            return []
+        taken = [items.popleft().data for _ in range(min(limit, len(items)))]
+        if not items:
+            self._items = None  # idle again: give the deque back
+        return taken
