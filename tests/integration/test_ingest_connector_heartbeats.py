@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.integration.gateway_proc import GatewayProcess, running_gateway
 from tests.integration.test_ingest_endpoints import TIMEOUT, create_key
@@ -92,11 +91,6 @@ async def test_without_heartbeat_s_a_connector_sends_none(tmp_path: Path) -> Non
         assert gw.stop() == 0, "\n".join(gw.stderr_lines)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sources is keyed by source name alone (ON CONFLICT (source)): another user's "
-    "connector of the same name takes the row over, though the watcher tracks them apart",
-)
 async def test_two_users_connectors_of_the_same_name_are_reported_apart(tmp_path: Path) -> None:
     data = tmp_path / "data"
     alice, bob = create_key(data, "alice"), create_key(data, "bob")

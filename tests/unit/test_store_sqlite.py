@@ -330,3 +330,28 @@ async def test_random_interleavings_store_each_key_once(
         assert result.record.to_record() == first[record.key]
     seqs = [(await store.get(stream, key)) for key in first]
     assert [s.seq for s in seqs if s] == sorted(s.seq for s in seqs if s)
+
+
+async def test_sources_rows_survive_the_move_to_a_per_user_key(tmp_path: Path) -> None:
+    path = tmp_path / DB_FILENAME
+    upgrade_schema(sqlite_url(path), "0005_users")
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO sources (source, user_id, status, last_heartbeat_utc, last_seen_utc, "
+            "heartbeats) VALUES ('feed', 'u1', 'ok', 't1', 't1', 7), "
+            "('anon', NULL, 'ok', 't2', 't2', 1)"
+        )
+    conn.close()
+    async with await open_store(tmp_path, "os"):
+        pass
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT user_id, source, heartbeats FROM sources ORDER BY 2").fetchall()
+        # the same name under another user is a row of its own now
+        conn.execute(
+            "INSERT INTO sources (user_id, source, status, last_seen_utc, heartbeats) "
+            "VALUES ('u2', 'feed', 'ok', 't3', 1)"
+        )
+        count = conn.execute("SELECT count(*) FROM sources WHERE source = 'feed'").fetchone()
+    conn.close()
+    assert rows == [("", "anon", 1), ("u1", "feed", 7)]
+    assert count == (2,)

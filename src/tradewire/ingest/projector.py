@@ -86,8 +86,8 @@ _ERROR_INSERT: Final = (
 )
 _HEARTBEAT_UPSERT: Final = (
     "INSERT INTO sources (source, user_id, status, last_heartbeat_utc, last_seen_utc, heartbeats) "
-    "VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (source) DO UPDATE SET "
-    "user_id = excluded.user_id, status = excluded.status, "
+    "VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (user_id, source) DO UPDATE SET "
+    "status = excluded.status, "
     "last_heartbeat_utc = excluded.last_heartbeat_utc, last_seen_utc = excluded.last_seen_utc, "
     "heartbeats = sources.heartbeats + 1"
 )
@@ -168,7 +168,7 @@ def _project(
         return _project_log(db, record, envelope, payload)
     if isinstance(payload, Heartbeat):
         stamp = utc_text(payload.timestamp)
-        args = (envelope.source, record.user_id, payload.status, stamp, stamp)
+        args = (envelope.source, record.user_id or "", payload.status, stamp, stamp)
         db.execute(_HEARTBEAT_UPSERT, args)
     elif isinstance(payload, ErrorReport):
         who = (record.seq, envelope.msg_id, record.user_id, envelope.source)
