@@ -24,6 +24,7 @@ httpx's own INFO line per request (which shows the URL) is filtered out.
 
 from __future__ import annotations
 
+import abc
 import email.utils
 import logging
 import math
@@ -31,7 +32,6 @@ import re
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Final, Self
 from urllib.parse import urlsplit
 
@@ -129,7 +129,21 @@ class HttpReply:
         return 200 <= self.status < 300
 
 
-class HttpClient:
+class ClosesOnExit(abc.ABC):
+    """``async with`` for anything that is released by ``await aclose()``."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Release what the object holds (idempotent)."""
+
+
+class HttpClient(ClosesOnExit):
     """One pooled ``httpx.AsyncClient``; requests become values, never exceptions.
 
     Pass ``client`` to share an existing ``httpx.AsyncClient`` (it is then
@@ -149,17 +163,6 @@ class HttpClient:
         self.timeout_s = timeout_s
         self._owned = client is None
         self._client = client or _new_client(timeout_s, max_connections)
-
-    async def __aenter__(self) -> HttpClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the connection pool (when this object created it)."""
@@ -289,7 +292,7 @@ def failure_for(
     return PermanentFailure(what)
 
 
-class OwnsHttpClient:
+class OwnsHttpClient(ClosesOnExit):
     """Lifecycle of an adapter that may have made its own :class:`HttpClient`.
 
     Subclasses set ``_http`` and ``_owned`` (True when they created the
@@ -302,12 +305,6 @@ class OwnsHttpClient:
     def __init__(self, *, http: HttpClient | None, timeout_s: float) -> None:
         self._owned = http is None
         self._http = http or HttpClient(timeout_s=timeout_s)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the HTTP client (when this channel created it)."""

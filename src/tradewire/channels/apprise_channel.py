@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 from urllib.parse import urlsplit
 
+from tradewire.channels._http import ClosesOnExit
 from tradewire.channels._recipient import find_profile
 from tradewire.channels.directory import UserDirectory, UserProfile
 from tradewire.channels.message import RenderedMessage, Renderer
@@ -100,7 +101,7 @@ def _scheme(url: str) -> str:
     return f"{scheme}://" if scheme.isalnum() else "(no scheme)"
 
 
-class AppriseChannel:
+class AppriseChannel(ClosesOnExit):
     """Sends each event through Apprise to the user's ``apprise_url``."""
 
     def __init__(
@@ -132,12 +133,6 @@ class AppriseChannel:
     def limits(self) -> ChannelLimits:
         """Apprise knows each service's limits and splits or truncates itself."""
         return ChannelLimits()
-
-    async def __aenter__(self) -> AppriseChannel:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop the pool (a notification still running finishes on its own)."""

@@ -33,12 +33,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import parseaddr
-from types import TracebackType
 from typing import Literal
 
 import aiosmtplib
 
 from tradewire.channels._email_message import MailItem, compose_message
+from tradewire.channels._http import ClosesOnExit
 from tradewire.channels._recipient import find_profile
 from tradewire.channels.digest import Digest, DigestBuffer
 from tradewire.channels.directory import UserDirectory, UserProfile
@@ -108,7 +108,7 @@ class SmtpSettings:
             raise ConfigError("digest window must be >= 0 and max events >= 1", setting="smtp")
 
 
-class EmailChannel:
+class EmailChannel(ClosesOnExit):
     """The EMAIL :class:`~tradewire.delivery.ports.Channel` (an async context manager).
 
     ``directory`` gives each user's address, ``renderer`` the words;
@@ -151,17 +151,6 @@ class EmailChannel:
     def waiting(self) -> int:
         """Events sitting in digest windows that have not gone out yet."""
         return len(self._digests)
-
-    async def __aenter__(self) -> EmailChannel:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def send(self, event: Event, attempt: int) -> DeliveryOutcome:
         """Mail ``event`` (alone if CRITICAL, else in the user's digest) and report the outcome."""

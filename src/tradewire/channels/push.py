@@ -32,7 +32,6 @@ import json
 import logging
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from types import TracebackType
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -42,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid
 from pywebpush import WebPusher, WebPushException
 
+from tradewire.channels._http import ClosesOnExit
 from tradewire.channels._recipient import find_profile
 from tradewire.channels.directory import PushSubscription, UserDirectory, UserProfile
 from tradewire.channels.message import Renderer
@@ -140,7 +140,7 @@ class _Gone:
 _Answer = Delivered | Retryable | PermanentFailure | _Gone
 
 
-class WebPushChannel:
+class WebPushChannel(ClosesOnExit):
     """The PUSH :class:`~tradewire.delivery.ports.Channel` (an async context manager).
 
     ``http`` may be a shared ``httpx.AsyncClient``; without one the channel
@@ -179,17 +179,6 @@ class WebPushChannel:
     def application_server_key(self) -> str:
         """The VAPID public key a web page passes to ``pushManager.subscribe``."""
         return _public_key_b64url(self._vapid.private_key)
-
-    async def __aenter__(self) -> WebPushChannel:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the HTTP client if the channel opened it."""

@@ -32,15 +32,16 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any, Final
 
 import msgspec
 
 from tradewire.channels._http import (
     DEFAULT_TIMEOUT_S,
+    ClosesOnExit,
     HttpClient,
     HttpReply,
+    OwnsHttpClient,
     Redactor,
     failure_for,
     retry_after_ms,
@@ -87,7 +88,7 @@ _TOKEN: Final = re.compile(r"^[0-9]+:[A-Za-z0-9_-]+$")
 _ENCODER: Final = msgspec.json.Encoder()
 
 
-class TelegramBotApi:
+class TelegramBotApi(OwnsHttpClient):
     """A Bot API client: ``await api.call("sendMessage", {...})`` returns a value."""
 
     def __init__(
@@ -106,27 +107,10 @@ class TelegramBotApi:
         self._token = token
         self.api_base = api_base.rstrip("/")
         self.redact = Redactor([token, f"bot{token}"])
-        self._owned = http is None
-        self._http = http or HttpClient(timeout_s=timeout_s)
+        super().__init__(http=http, timeout_s=timeout_s)
 
     def __repr__(self) -> str:
         return f"TelegramBotApi(api_base={self.api_base!r})"
-
-    async def __aenter__(self) -> TelegramBotApi:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the HTTP client (when this object created it)."""
-        if self._owned:
-            await self._http.aclose()
 
     async def call(
         self, method: str, params: Mapping[str, Any], *, timeout_s: float | None = None
@@ -198,7 +182,7 @@ def _cannot_parse(reply: HttpReply) -> bool:
     return reply.status == 400 and "can't parse entities" in str(description).lower()
 
 
-class TelegramChannel:
+class TelegramChannel(ClosesOnExit):
     """The TELEGRAM channel: ``sendMessage`` to the user's linked chat, paced."""
 
     def __init__(
@@ -234,17 +218,6 @@ class TelegramChannel:
     def limits(self) -> ChannelLimits:
         """4096 characters, the per-chat and overall rates, acks via the button."""
         return self._limits
-
-    async def __aenter__(self) -> TelegramChannel:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop pacing (queued sends return ``Retryable``); the API client is the caller's."""

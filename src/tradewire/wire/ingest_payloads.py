@@ -137,7 +137,8 @@ def _decode_custom(type_: type, value: Any) -> Any:
         raise TypeError(f"Expected `number`, got `{_json_kind(value)}`")
     if type_ is Timestamp:
         return _to_timestamp(value)
-    raise NotImplementedError
+    # Money and Timestamp are the only custom types of the payload models.
+    raise TypeError(f"no decoder for {type_.__name__}")
 
 
 def _to_timestamp(value: Any) -> Timestamp:
@@ -155,7 +156,7 @@ def _encode_custom(value: Any) -> Any:
         return Decimal(value)
     if isinstance(value, str):
         return str(value)
-    raise NotImplementedError(f"cannot encode {type(value).__name__}")
+    raise TypeError(f"cannot encode {type(value).__name__}")
 
 
 # --- codec: fast typed path, extras-keeping slow path ------------------------------
