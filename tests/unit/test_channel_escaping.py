@@ -90,3 +90,9 @@ def test_truncation_respects_the_limit_and_escapes(text: str, limit: int) -> Non
         kept = entities[:-1]
         assert not re.search(r"&[a-z]{0,3}$", kept)
         assert text.startswith(kept.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&"))
+
+
+def test_a_marker_alone_on_a_line_before_more_text_is_escaped() -> None:
+    # found by hypothesis: "-" then a line break was left live
+    assert escape_discord("-\n0") == "\\-\n0"
+    assert escape_discord("1.\nx") == "1\\.\nx"

@@ -45,8 +45,8 @@ _DISCORD: Final = re.compile("([" + re.escape("".join(sorted(DISCORD_SPECIAL))) 
 # List markers only count at the start of a line and before a blank:
 # "- item", "+ item", "-# subtext", "1. item".
 _DISCORD_LIST: Final = re.compile(
-    r"(^|\n)([ \t]*)([-+])(?=[ \t#]|$)"  # bullet or "-#" subtext
-    r"|(^|\n)([ \t]*\d+)\.(?=[ \t]|$)"  # numbered item
+    r"(^|\n)([ \t]*)([-+])(?=[ \t#\n]|$)"  # bullet or "-#" subtext, also alone on a line
+    r"|(^|\n)([ \t]*\d+)\.(?=[ \t\n]|$)"  # numbered item
 )
 _DISCORD_UNESCAPE: Final = re.compile(r"\\(.)", re.DOTALL)
 _ENTITY_TAIL: Final = re.compile(r"&[#a-zA-Z0-9]{0,8}$")
