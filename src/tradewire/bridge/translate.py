@@ -226,20 +226,21 @@ class IngestBridge:
             status=status,
         )
         run.orders[key] = run.orders[order.order_id] = info
-        stamp = epoch_ms(when)
-        events: list[Event | None] = []
+        kinds: list[tuple[EventType, str]] = []
         if known is None:
-            payload = order_payload(
-                order.order_id, info, status=status, when_ms=stamp, exchange=run.exchange
-            )
-            events.append(
-                self._event(
-                    EventType.ORDER_PLACED, f"ingest:order:{key}:placed", run, payload, stamp
-                )
-            )
+            kinds.append((EventType.ORDER_PLACED, "placed"))
         kind = _STATUS_EVENTS.get(status)
         if kind is not None and (known is None or known.status != status):
-            error = f"order {status.lower()}" if kind is EventType.ORDER_REJECTED else ""
+            kinds.append((kind, status.lower()))
+        # Most order records notify nobody (ORDER_PLACED is INFORMATIONAL: quiet while
+        # the owner has no live session): build nothing for a disabled rule.
+        rules = self.rules
+        events: list[Event] = []
+        for kind, suffix in kinds:
+            if not rules[kind].enabled:
+                continue
+            stamp = epoch_ms(when)
+            error = f"order {suffix}" if kind is EventType.ORDER_REJECTED else ""
             payload = order_payload(
                 order.order_id,
                 info,
@@ -248,10 +249,10 @@ class IngestBridge:
                 exchange=run.exchange,
                 error=error,
             )
-            events.append(
-                self._event(kind, f"ingest:order:{key}:{status.lower()}", run, payload, stamp)
-            )
-        return [e for e in events if e is not None]
+            event = self._event(kind, f"ingest:order:{key}:{suffix}", run, payload, stamp)
+            if event is not None:
+                events.append(event)
+        return events
 
     def _execution(
         self, run: _Run, run_id: str, execution: Execution, when: dt.datetime

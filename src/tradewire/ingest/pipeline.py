@@ -26,9 +26,9 @@ from tradewire.wire import (
     Envelope,
     Rejection,
     decode_envelope,
-    decode_many,
     encode_envelope,
     make_error,
+    split_many,
 )
 from tradewire.wire.envelope import GATEWAY, MAX_BYTES
 from tradewire.wire.ingest_payloads import Timestamp
@@ -56,7 +56,7 @@ class ErrorCode:
     STORE_UNAVAILABLE: Final = "STORE_UNAVAILABLE"
 
 
-class Accepted(msgspec.Struct, frozen=True):
+class Accepted(msgspec.Struct, frozen=True, gc=False):
     """A valid message and the record that stores it."""
 
     envelope: Envelope
@@ -217,19 +217,14 @@ def admit_body(
 
     NDJSON is read line by line when the content type says so
     (``application/x-ndjson``), else the shape decides (see
-    :func:`~tradewire.wire.decode_many`). Records hold the envelope
-    re-encoded compactly (the same JSON value; money strings become numbers).
+    :func:`~tradewire.wire.split_many`). As over the WebSocket, each record
+    holds its message's bytes as received (an array element's own text).
     """
     media = (content_type or "").split(";", 1)[0].strip().lower()
     if media in NDJSON_TYPES:
         lines = [line for line in body.splitlines() if line.strip()]
         return [admit(line, user_id, now_ms, max_bytes=max_bytes) for line in lines]
-    out: list[Accepted | Rejection] = []
-    for decoded in decode_many(body, max_message_bytes=max_bytes):
-        if isinstance(decoded, Rejection):
-            out.append(decoded)
-        else:
-            out.append(
-                Accepted(decoded, to_record(decoded, encode_envelope(decoded), user_id, now_ms))
-            )
-    return out
+    return [
+        admit(part, user_id, now_ms, max_bytes=max_bytes) if isinstance(part, bytes) else part
+        for part in split_many(body)
+    ]

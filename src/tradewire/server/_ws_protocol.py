@@ -11,6 +11,12 @@ subclass forgets the handshake once it is sent and keeps the app's messages
 in :class:`_MessageQueue`, a list and one waiter: several KiB less per open
 idle session (docs/benchmarks.md). Everything else is uvicorn's.
 
+It also offers the app one ASGI extension, ``tradewire.send_texts`` in the
+scope's ``extensions``: an ``async`` callable that sends several text
+messages (UTF-8 bytes) in one transport write. ASGI has one ``send`` per
+message, and each is a ``transport.write`` (a syscall) plus a str round trip;
+the ingest endpoint acknowledges a whole commit window at once through it.
+
 It relies on uvicorn's attribute names (``request``, ``response``,
 ``scope``, ``queue``), checked by the session tests on every upgrade.
 """
@@ -18,12 +24,19 @@ It relies on uvicorn's attribute names (``request``, ``response``,
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Final
 
 from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
+from websockets.http11 import Request
 
-__all__ = ["LeanWebSocketProtocol"]
+__all__ = ["SEND_TEXTS", "LeanWebSocketProtocol"]
+
+SEND_TEXTS: Final = "tradewire.send_texts"
+"""Scope extension: ``await send_texts([b'{...}', ...])`` sends each as one text message."""
 
 
 class _MessageQueue:
@@ -59,6 +72,29 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.queue = _MessageQueue()  # type: ignore[assignment]
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"][SEND_TEXTS] = self.send_texts
+
+    async def send_texts(self, messages: Sequence[bytes]) -> None:
+        """Send each of ``messages`` (UTF-8 JSON) as a text message, in one write.
+
+        Raises uvicorn's ``ClientDisconnected`` (an ``OSError``) once the
+        connection is gone or closing, as ``send`` does.
+        """
+        await self.writable.wait()
+        if self.disconnected or self.close_sent or not self.handshake_complete:
+            raise ClientDisconnected()
+        conn = self.conn
+        try:
+            for message in messages:
+                conn.send_text(message)
+        except InvalidState:  # the peer started closing
+            raise ClientDisconnected() from None
+        self.transport.write(b"".join(conn.data_to_send()))
 
     async def send(self, message: ASGISendEvent) -> None:
         await super().send(message)

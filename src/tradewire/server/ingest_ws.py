@@ -45,7 +45,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -61,6 +61,7 @@ from tradewire.ingest.pipeline import (
     reply_for,
 )
 from tradewire.ingest.routing import Hub, Subscriber, parse_control
+from tradewire.server._ws_protocol import SEND_TEXTS
 from tradewire.store import AppendResult, Record
 from tradewire.wire import Rejection
 
@@ -101,6 +102,9 @@ class IngestStore(Protocol):
         ...
 
 
+SendTexts = Callable[[Sequence[bytes]], Awaitable[None]]
+"""Sends each UTF-8 JSON message as one text message, in order."""
+
 Window = list[Accepted | Rejection | bytes]
 """One window's items in arrival order; ``bytes`` is an already-built reply."""
 
@@ -139,6 +143,8 @@ class IngestConnection(Subscriber):
         self._inbox_room = asyncio.Event()
         self._inflight_ready = asyncio.Event()
         self._inflight_room = asyncio.Event()
+        extensions = ws.scope.get("extensions") or {}
+        self._send_texts: SendTexts = extensions.get(SEND_TEXTS) or self._send_each
 
     # -- reader --------------------------------------------------------------
 
@@ -255,10 +261,14 @@ class IngestConnection(Subscriber):
                 outcome = exc
         replies = self._replies(items, outcome)
         if self.batch:
-            await self.ws.send_text("[" + ",".join(r.decode() for r in replies) + "]")
+            await self._send_texts([b"[" + b",".join(replies) + b"]"])
         else:
-            for reply in replies:
-                await self.ws.send_text(reply.decode())
+            await self._send_texts(replies)
+
+    async def _send_each(self, messages: Sequence[bytes]) -> None:
+        """One ASGI send per message (a server without the ``send_texts`` extension)."""
+        for message in messages:
+            await self.ws.send_text(message.decode())
 
     def _replies(self, items: Window, outcome: list[AppendResult] | BaseException) -> list[bytes]:
         """One reply per item, in order; committed messages are routed on."""
@@ -278,8 +288,10 @@ class IngestConnection(Subscriber):
         return replies
 
     async def _send_routed(self) -> None:
-        while self.outbox:
-            await self.ws.send_text(self.outbox.popleft().decode())
+        if self.outbox:
+            routed = list(self.outbox)
+            self.outbox.clear()
+            await self._send_texts(routed)
 
     def wake(self) -> None:
         """Routed messages are waiting in ``outbox``."""

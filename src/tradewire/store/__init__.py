@@ -50,7 +50,7 @@ process, not a power loss or kernel crash); faster.
 DEFAULT_READ_LIMIT = 1000
 
 
-class Record(msgspec.Struct, frozen=True, kw_only=True):
+class Record(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A record to append.
 
     ``stream`` names the log (``"user_event"``, ``"ingest"``), ``key`` is the
@@ -68,7 +68,7 @@ class Record(msgspec.Struct, frozen=True, kw_only=True):
     user_id: str | None = None
 
 
-class StoredRecord(msgspec.Struct, frozen=True, kw_only=True):
+class StoredRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A committed record: the fields of :class:`Record` plus its ``seq``."""
 
     seq: int
@@ -91,7 +91,7 @@ class StoredRecord(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
-class Refusal(msgspec.Struct, frozen=True, kw_only=True):
+class Refusal(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Why a projector refused a record: it was *not* stored.
 
     ``code`` is stable (``EXECUTION_CONFLICT``...), ``message`` says what to
@@ -103,7 +103,7 @@ class Refusal(msgspec.Struct, frozen=True, kw_only=True):
     field: str | None = None
 
 
-class AppendResult(msgspec.Struct, frozen=True):
+class AppendResult(msgspec.Struct, frozen=True, gc=False):
     """Outcome of one append: the stored record, and whether it was already there.
 
     When ``duplicate`` is true, ``record`` is the copy stored first (its body

@@ -23,6 +23,7 @@ from tradewire.wire.envelope import (
     encode_envelope,
     make_ack,
     make_error,
+    split_many,
 )
 from tradewire.wire.frames import (
     DEFAULT_MAX_FRAME_SIZE,
@@ -83,5 +84,6 @@ __all__ = [
     "encode_user_event",
     "make_ack",
     "make_error",
+    "split_many",
     "validate_payload",
 ]

@@ -11,7 +11,7 @@ from tradewire.errors import WireError
 __all__ = ["Rejection"]
 
 
-class Rejection(msgspec.Struct, frozen=True, kw_only=True):
+class Rejection(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Why an input was refused.
 
     ``code`` is stable (``INVALID_JSON``, ``UNKNOWN_TYPE_ID``...), ``message``

@@ -66,6 +66,7 @@ __all__ = [
     "encode_envelope",
     "make_ack",
     "make_error",
+    "split_many",
 ]
 
 MAX_BYTES: Final = 1024 * 1024
@@ -432,6 +433,20 @@ def decode_many(
     Results come in input order; a bad element becomes a Rejection in its place
     and never costs the good ones.
     """
+    return [
+        decode_envelope(part, max_bytes=max_message_bytes) if isinstance(part, bytes) else part
+        for part in split_many(data, max_bytes=max_bytes)
+    ]
+
+
+def split_many(
+    data: bytes | bytearray | memoryview | str, *, max_bytes: int = MAX_BATCH_BYTES
+) -> list[bytes | Rejection]:
+    """The bytes of each message of one envelope, a JSON array or NDJSON (not decoded).
+
+    What :func:`decode_many` decodes, one :func:`decode_envelope` each; a body
+    that cannot be split at all is one Rejection.
+    """
     raw = _as_bytes(data)
     if isinstance(raw, Rejection):
         return [raw]
@@ -441,21 +456,21 @@ def decode_many(
     if not body:
         return [_invalid_json("the body is empty")]
     if body.startswith(b"["):
-        return _decode_array(body, max_message_bytes)
+        return _split_array(body)
     lines = [line for line in body.splitlines() if line.strip()]
     if len(lines) == 1 or not _is_ndjson(body, lines):
-        return [decode_envelope(body, max_bytes=max_message_bytes)]
-    return [decode_envelope(line, max_bytes=max_message_bytes) for line in lines]
+        return [body]
+    return list(lines)
 
 
-def _decode_array(body: bytes, max_message_bytes: int) -> list[Envelope | Rejection]:
+def _split_array(body: bytes) -> list[bytes | Rejection]:
     try:
         items = _RAW_LIST_DECODER.decode(body)
     except msgspec.DecodeError as exc:
         return [_invalid_json(str(exc))]
     except RecursionError:
         return [_guard(body, len(body)) or _invalid_json("nesting too deep")]
-    return [decode_envelope(bytes(item), max_bytes=max_message_bytes) for item in items]
+    return [bytes(item) for item in items]
 
 
 def _is_ndjson(body: bytes, lines: list[bytes]) -> bool:

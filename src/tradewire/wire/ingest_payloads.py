@@ -109,7 +109,9 @@ def parse_utc(text: str) -> dt.datetime:
     return parsed.astimezone(dt.UTC)
 
 
-class WireModel(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+class WireModel(
+    msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True, gc=False
+):
     """Base of every JSON wire model: unknown fields are kept in ``extra``."""
 
     extra: dict[str, Any] = msgspec.field(default_factory=dict, name=EXTRA_KEY)
