@@ -48,6 +48,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, Protocol
 
+from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from tradewire.ingest.keyring import authenticate
@@ -61,7 +62,7 @@ from tradewire.ingest.pipeline import (
     reply_for,
 )
 from tradewire.ingest.routing import Hub, Subscriber, parse_control
-from tradewire.server._ws_protocol import SEND_TEXTS
+from tradewire.server._ws_protocol import RECEIVE_MANY, SEND_TEXTS
 from tradewire.store import AppendResult, Record
 from tradewire.wire import Rejection
 
@@ -104,6 +105,8 @@ class IngestStore(Protocol):
 
 SendTexts = Callable[[Sequence[bytes]], Awaitable[None]]
 """Sends each UTF-8 JSON message as one text message, in order."""
+ReceiveMany = Callable[[], Awaitable[list[Message]]]
+"""Every ASGI receive event waiting (at least one), in order."""
 
 Window = list[Accepted | Rejection | bytes]
 """One window's items in arrival order; ``bytes`` is an already-built reply."""
@@ -145,6 +148,7 @@ class IngestConnection(Subscriber):
         self._inflight_room = asyncio.Event()
         extensions = ws.scope.get("extensions") or {}
         self._send_texts: SendTexts = extensions.get(SEND_TEXTS) or self._send_each
+        self._receive_many: ReceiveMany = extensions.get(RECEIVE_MANY) or self._receive_one
 
     # -- reader --------------------------------------------------------------
 
@@ -152,11 +156,13 @@ class IngestConnection(Subscriber):
         """Move frames from the socket to ``inbox`` until the client leaves."""
         try:
             while True:
-                message = await self.ws.receive()
-                if message["type"] == "websocket.disconnect":
-                    return
-                text = message.get("text")
-                self.inbox.append(text if text is not None else bytes(message.get("bytes") or b""))
+                for message in await self._receive_many():
+                    if message["type"] == "websocket.disconnect":
+                        return
+                    text = message.get("text")
+                    self.inbox.append(
+                        text if text is not None else bytes(message.get("bytes") or b"")
+                    )
                 self._inbox_ready.set()
                 while len(self.inbox) >= self.window:
                     self._inbox_room.clear()
@@ -166,6 +172,10 @@ class IngestConnection(Subscriber):
         finally:
             self.closed = True
             self._inbox_ready.set()
+
+    async def _receive_one(self) -> list[Message]:
+        """One ASGI receive (a server without the ``receive_many`` extension)."""
+        return [await self.ws.receive()]
 
     # -- submitter -----------------------------------------------------------
 
