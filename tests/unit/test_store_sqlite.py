@@ -216,6 +216,20 @@ async def test_close_drains_pending_appends(tmp_path: Path) -> None:
         assert await again.count("ingest") == 200
 
 
+async def test_commits_leave_checkpoints_to_the_checkpointer(tmp_path: Path) -> None:
+    """The checkpointer thread copies the WAL while commits go on; nothing is lost."""
+    body = b"x" * 2_000
+    async with await open_store(tmp_path, "fsync") as s:
+        checkpointer = s._checkpointer
+        assert checkpointer is not None and checkpointer.checkpoints == 0
+        for batch in range(20):  # ~40 MB of WAL
+            await s.append_many([rec(f"b{batch}-{i}", body) for i in range(1_000)])
+        await until(lambda: checkpointer.checkpoints >= 1)
+        assert await s.count("ingest") == 20_000
+    async with await open_store(tmp_path, "fsync") as again:
+        assert await again.count("ingest") == 20_000
+
+
 async def test_closed_store_refuses_work(tmp_path: Path) -> None:
     s = await open_store(tmp_path, "os")
     await s.close()

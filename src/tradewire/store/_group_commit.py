@@ -3,14 +3,17 @@
 One thread owns the write connection. It sleeps until woken, drains
 *everything* pending, writes it in one transaction (one ``executemany`` of
 a prepared INSERT), commits, and only then hands the outcome of every record
-back to the event loop, with one ``call_soon_threadsafe`` per batch. See
-:mod:`tradewire.store.sqlite` for the whole theory of operation.
+back to the event loop, with one ``call_soon_threadsafe`` per batch. A
+second thread (:class:`Checkpointer`) copies the WAL into the database
+outside the commits. See :mod:`tradewire.store.sqlite` for the whole theory
+of operation.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 import threading
 from collections import deque
@@ -25,6 +28,7 @@ from tradewire.store import AppendResult, Projector, Record, StoredRecord
 __all__ = [
     "INSERT",
     "SELECT_COLUMNS",
+    "Checkpointer",
     "GroupCommitWriter",
     "MetaWrite",
     "PendingAppend",
@@ -32,9 +36,12 @@ __all__ = [
     "row_to_stored",
 ]
 
-PendingAppend: TypeAlias = tuple[Record, "asyncio.Future[AppendResult]"]
+PendingAppend: TypeAlias = tuple[Sequence[Record], "asyncio.Future[list[AppendResult]]"]
+"""One caller's records, in order, and the future of their results (one per record)."""
 MetaWrite: TypeAlias = tuple[str, str, "asyncio.Future[None]"]
 Settle: TypeAlias = Callable[[list[PendingAppend], list[AppendResult] | BaseException], None]
+
+log = logging.getLogger("tradewire.store")
 
 # Portable SQL (SQLite >= 3.24 and PostgreSQL): no INSERT OR IGNORE, no REPLACE.
 # Columns in the field order of Record, so msgspec's astuple() gives the parameters.
@@ -83,6 +90,100 @@ def _max_seq(conn: sqlite3.Connection) -> int:
     return int(value) if value is not None else 0
 
 
+class _Signal:
+    """A wake-up flag on a bare lock (C-level operations, no Python ``Condition``).
+
+    ``set`` from one thread releases it (once: setting it again is a no-op);
+    ``wait`` in the other blocks until it is set, and clears it.
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        with contextlib.suppress(RuntimeError):  # already set
+            self._lock.release()
+
+    def wait(self, timeout: float = -1) -> bool:
+        """Block until set (at most ``timeout`` seconds if given); whether it was set."""
+        return self._lock.acquire(timeout=timeout)
+
+
+class Checkpointer:
+    """Copies the WAL back into the database on a thread and connection of its own.
+
+    With SQLite's automatic checkpoints, the commit that crosses the WAL size
+    threshold copies the pages and syncs the database file before it returns:
+    a several-millisecond stall of the writer every so many commits. Here the
+    writer connection runs ``wal_autocheckpoint=0`` and reports each commit
+    (:meth:`committed`); this thread runs a ``PASSIVE`` checkpoint (it never
+    blocks the writer or readers) once ``every_records`` records were
+    committed since the last one, or ``idle_s`` after the last commit. So
+    the WAL stays about as small as SQLite would keep it, and a checkpoint's
+    database fsync is not more frequent than SQLite's own. Durability is
+    unchanged: a commit is durable once its WAL frames are (``synchronous``).
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        *,
+        every_records: int = 1000,
+        idle_s: float = 1.0,
+    ) -> None:
+        self._connect = connect
+        self.every_records = every_records
+        self.idle_s = idle_s
+        self._signal = _Signal()
+        self._stopping = False
+        self._pending = 0  # records committed since the last checkpoint (approximate)
+        self.checkpoints = 0
+        self._thread = threading.Thread(
+            target=self._run, name="tradewire-store-checkpoint", daemon=True
+        )
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def committed(self, records: int) -> None:
+        """A commit of ``records`` records went into the WAL (called by the writer thread)."""
+        self._pending += records
+        if self._pending >= self.every_records:
+            self._signal.set()
+
+    def stop(self) -> None:
+        """Stop the thread (blocking: call it off the event loop)."""
+        self._stopping = True
+        self._signal.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        conn = self._connect()
+        failed = False
+        try:
+            while True:
+                self._signal.wait(self.idle_s)
+                if self._stopping:
+                    return
+                if not self._pending:
+                    continue
+                self._pending = 0
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.checkpoints += 1
+                    failed = False
+                except sqlite3.Error as exc:  # the next commits ask again
+                    if not failed:
+                        log.warning("WAL checkpoint failed", extra={"error": str(exc)})
+                    failed = True
+        finally:
+            conn.close()
+
+
 class GroupCommitWriter:
     """Owns the write connection; commits submitted records in batches.
 
@@ -97,8 +198,10 @@ class GroupCommitWriter:
         loop: asyncio.AbstractEventLoop,
         settle: Settle,
         projectors: Sequence[Projector] = (),
+        committed: Callable[[int], None] = lambda _records: None,
     ) -> None:
         self._conn = conn
+        self._committed = committed
         self._projectors: dict[str, list[Projector]] = {}
         for projector in projectors:
             for stream in projector.streams:
@@ -107,7 +210,7 @@ class GroupCommitWriter:
         self._settle = settle
         self._appends: deque[PendingAppend] = deque()
         self._metas: deque[MetaWrite] = deque()
-        self._wakeup = threading.Event()
+        self._wakeup = _Signal()
         self._stopping = False
         self._thread = threading.Thread(
             target=self._run, name="tradewire-store-writer", daemon=True
@@ -119,17 +222,13 @@ class GroupCommitWriter:
         """Start the writer thread."""
         self._thread.start()
 
-    def submit(self, items: Sequence[PendingAppend]) -> None:
-        """Queue appends (atomically, so one caller's records share a batch).
+    def submit(self, item: PendingAppend) -> None:
+        """Queue one caller's records (atomically: they share a batch).
 
         The writer is not woken here: the store calls :meth:`wake` once per
         event-loop iteration, so every caller released by one commit, which
         resubmits in the same iteration, lands in the same next batch.
         """
-        self._appends.extend(items)
-
-    def submit_one(self, item: PendingAppend) -> None:
-        """Queue one append (see :meth:`submit`)."""
         self._appends.append(item)
 
     def wake(self) -> None:
@@ -148,8 +247,8 @@ class GroupCommitWriter:
 
     @property
     def queued(self) -> int:
-        """Appends submitted but not yet taken into a batch."""
-        return len(self._appends)
+        """Records submitted but not yet taken into a batch."""
+        return sum(len(records) for records, _ in list(self._appends))
 
     # -- writer thread ---------------------------------------------------
 
@@ -157,7 +256,6 @@ class GroupCommitWriter:
         try:
             while True:
                 self._wakeup.wait()
-                self._wakeup.clear()
                 appends, metas = self._drain()
                 if appends or metas:
                     self._commit(appends, metas)
@@ -179,7 +277,7 @@ class GroupCommitWriter:
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
-            results = self._write_records(conn, appends)
+            results = self._write_records(conn, [r for records, _ in appends for r in records])
             if metas:
                 conn.executemany(_SET_META, [(name, value) for name, value, _ in metas])
             conn.execute("COMMIT")
@@ -188,14 +286,13 @@ class GroupCommitWriter:
             self._loop.call_soon_threadsafe(self._settle, appends, exc)
             self._loop.call_soon_threadsafe(_fail_metas, metas, exc)
             return
+        self._committed(len(results) + len(metas))
         self._loop.call_soon_threadsafe(self._settle, appends, results)
         if metas:
             self._loop.call_soon_threadsafe(_resolve_metas, metas)
 
-    def _write_records(
-        self, conn: sqlite3.Connection, appends: list[PendingAppend]
-    ) -> list[AppendResult]:
-        fresh, slots = _dedupe(appends)
+    def _write_records(self, conn: sqlite3.Connection, records: list[Record]) -> list[AppendResult]:
+        fresh, slots = _dedupe(records)
         if not fresh:
             return []
         done = self._write_batch(conn, fresh)
@@ -262,13 +359,13 @@ class GroupCommitWriter:
 
 
 def _dedupe(
-    appends: list[PendingAppend],
+    records: list[Record],
 ) -> tuple[list[Record], list[tuple[int, bool]]]:
-    """Distinct records of a batch, and for each append (its slot, repeated-in-batch)."""
+    """Distinct records of a batch, and for each record (its slot, repeated-in-batch)."""
     index: dict[tuple[str, str], int] = {}
     fresh: list[Record] = []
     slots: list[tuple[int, bool]] = []
-    for record, _ in appends:
+    for record in records:
         ident = (record.stream, record.key)
         slot = index.get(ident)
         if slot is None:
