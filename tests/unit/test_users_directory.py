@@ -148,3 +148,27 @@ async def test_a_cached_directory_reuses_a_lookup_for_its_window(store: SqliteSt
     await cached.remove_push_subscription("alice", SUB.endpoint)  # drops the cached entry
     again = await cached.profile("alice")
     assert again is not None and again.push_subscriptions == ()
+
+
+async def test_the_cache_answers_without_io_only_while_it_was_checked_recently(
+    store: SqliteStore,
+) -> None:
+    from tradewire.channels.directory import UNKNOWN
+    from tradewire.delivery.ports import ManualClock
+
+    clock = ManualClock(1_000)
+    cached = StoreDirectory(store, cache_ms=1_000, clock=clock)
+    assert cached.cached("alice") is UNKNOWN  # never asked
+    assert await cached.profile("alice") is None
+    assert cached.cached("alice") is None  # known absent, without I/O
+    assert cached.cached("bob") is UNKNOWN  # not loaded yet
+    clock.advance(1_000)
+    assert cached.cached("alice") is UNKNOWN  # the check is too old
+    await update_profile(store, "carol", ProfileChange(email="c@x.io"))
+    assert await cached.profile("bob") is None  # revalidates: the users stream moved
+    assert cached.cached("alice") is UNKNOWN  # so the whole cache was dropped
+    found = await cached.profile("carol")
+    assert found is not None and cached.cached("carol") == found
+    clock.advance(1_000)
+    assert await cached.profile("bob") is None  # nothing changed: the entries stay
+    assert cached.cached("carol") == found

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from tradewire.channels.directory import UserDirectory, UserProfile
+from tradewire.channels.directory import Unknown, UserDirectory, UserProfile, cached_profile
 from tradewire.delivery.ports import PermanentFailure, Retryable
 from tradewire.errors import TradewireError
 
-__all__ = ["find_profile", "find_url", "url_problem"]
+__all__ = ["find_profile", "find_url", "known_profile", "url_problem"]
 
 
 async def find_profile(
@@ -23,6 +23,16 @@ async def find_profile(
     if profile is None:
         return PermanentFailure(f"unknown user {user_id!r}")
     return profile
+
+
+def known_profile(
+    directory: UserDirectory, user_id: str
+) -> UserProfile | PermanentFailure | Unknown:
+    """:func:`find_profile` without I/O: ``UNKNOWN`` when the directory must be asked."""
+    found = cached_profile(directory, user_id)
+    if found is None:
+        return PermanentFailure(f"unknown user {user_id!r}")
+    return found
 
 
 def url_problem(url: str, what: str) -> PermanentFailure | None:

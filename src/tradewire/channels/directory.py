@@ -13,11 +13,31 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 from tradewire.channels.preferences import OptOut, QuietHours
 
-__all__ = ["InMemoryDirectory", "PushSubscription", "UserDirectory", "UserProfile"]
+__all__ = [
+    "UNKNOWN",
+    "InMemoryDirectory",
+    "PushSubscription",
+    "Unknown",
+    "UserDirectory",
+    "UserProfile",
+    "cached_profile",
+]
+
+
+class Unknown:
+    """The type of :data:`UNKNOWN`: a directory cannot tell without I/O."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN: Final = Unknown()
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +106,10 @@ class InMemoryDirectory:
         """The user's profile, or ``None``."""
         return self._profiles.get(user_id)
 
+    def cached(self, user_id: str) -> UserProfile | None:
+        """The same, without I/O (everything is in memory)."""
+        return self._profiles.get(user_id)
+
     async def remove_push_subscription(self, user_id: str, endpoint: str) -> None:
         """Drop the subscription with ``endpoint`` from the user's profile."""
         current = self._profiles.get(user_id)
@@ -93,3 +117,16 @@ class InMemoryDirectory:
             return
         kept = tuple(s for s in current.push_subscriptions if s.endpoint != endpoint)
         self._profiles[user_id] = replace(current, push_subscriptions=kept)
+
+
+def cached_profile(directory: UserDirectory, user_id: str) -> UserProfile | Unknown | None:
+    """What ``directory`` knows of ``user_id`` without I/O (``UNKNOWN`` if it must look).
+
+    Directories may offer ``cached(user_id)``; one that does not is always
+    ``UNKNOWN``, and callers take the ``async`` path.
+    """
+    cached = getattr(directory, "cached", None)
+    if cached is None:
+        return UNKNOWN
+    found: UserProfile | Unknown | None = cached(user_id)
+    return found

@@ -92,6 +92,12 @@ class Channel(Protocol):
 
     ``send`` must not raise for expected failures: it returns a
     :data:`DeliveryOutcome`, and translates its library's exceptions into one.
+
+    An adapter may also offer ``precheck(event) -> DeliveryOutcome | None``,
+    without I/O: the outcome when it is already known (the user has no
+    address for this channel, an opt-out), else ``None``. The driver then
+    records that outcome at once instead of running ``send`` in a task
+    (``tradewire.channels.gate`` and ``.slot`` implement it).
     """
 
     @property

@@ -149,13 +149,19 @@ def build_channels(settings: Settings, store: SqliteStore) -> NotificationChanne
             per_chat=RateLimit(1, settings.telegram_per_chat_interval_ms),
             overall=RateLimit(settings.telegram_overall_per_second, 1000),
         )
-        raw[ChannelType.TELEGRAM] = telegram
+        raw[ChannelType.TELEGRAM] = SlotChannel(  # one member: for the cheap precheck
+            ChannelType.TELEGRAM,
+            [SlotMember("Telegram", telegram, lambda p: bool(p.telegram_chat_id))],
+            directory,
+        )
         built.closers += [built.telegram.aclose, telegram.aclose]
     if settings.smtp_host:
         if not settings.smtp_from:
             raise ConfigError("smtp_from is required with smtp_host", setting="smtp_from")
         email = EmailChannel(_smtp(settings), directory, renderer)
-        raw[ChannelType.EMAIL] = email
+        raw[ChannelType.EMAIL] = SlotChannel(
+            ChannelType.EMAIL, [SlotMember("email", email, lambda p: bool(p.email))], directory
+        )
         built.closers.append(email.aclose)
     built.push = WebPushChannel(_vapid(settings), directory, renderer)
     apprise = AppriseChannel(directory, renderer, channel_type=ChannelType.PUSH)

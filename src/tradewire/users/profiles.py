@@ -26,7 +26,7 @@ from typing import Any, Final, Protocol
 
 import msgspec
 
-from tradewire.channels.directory import PushSubscription, UserProfile
+from tradewire.channels.directory import UNKNOWN, PushSubscription, Unknown, UserProfile
 from tradewire.channels.preferences import OptOut, QuietHours, zone
 from tradewire.delivery.model import ChannelType
 from tradewire.delivery.ports import Clock, SystemClock
@@ -301,6 +301,8 @@ async def redeem_telegram_code(store: DirectoryStore, code: str, chat_id: str) -
     return user_id
 
 
+_VERSION_SQL = "SELECT max(seq) FROM records WHERE stream = ?"
+"""The newest change of any profile: the directory cache is valid while it stays."""
 _PROFILE_SQL = (
     "SELECT 0, doc, NULL, NULL, NULL, NULL FROM user_profiles WHERE user_id = ? "
     "UNION ALL "
@@ -314,10 +316,16 @@ _PROFILE_SQL = (
 class StoreDirectory:
     """The :class:`~tradewire.channels.directory.UserDirectory` backed by the store.
 
-    With ``cache_ms`` a profile (or its absence) is reused for that long: every
-    channel attempt of every event asks, and a burst for one user should cost
-    one query. A change made elsewhere (the CLI is another process) shows
-    after at most ``cache_ms``; the gateway uses one second.
+    With ``cache_ms`` profiles (and absences) are kept, and the whole cache
+    is revalidated at most every ``cache_ms`` with one query: the newest
+    ``seq`` of the ``users`` stream, which every profile change appends to.
+    Unchanged, every entry stays valid; changed, the cache is dropped. A
+    change made elsewhere (the CLI is another process) so shows after at
+    most ``cache_ms`` (the gateway uses one second), and a burst of events
+    for many users costs one query per second, not one per user.
+    :meth:`cached` answers without I/O while the last check is that recent
+    (channels use it to skip users they cannot reach, see
+    :mod:`tradewire.channels.gate`).
     """
 
     def __init__(
@@ -326,20 +334,35 @@ class StoreDirectory:
         self.store = store
         self.cache_ms = cache_ms
         self._clock = clock or SystemClock()
-        self._cache: dict[str, tuple[int, UserProfile | None]] = {}
+        self._cache: dict[str, UserProfile | None] = {}
+        self._version: int | None = None
+        self._checked_at = -(1 << 62)
+
+    def cached(self, user_id: str) -> UserProfile | Unknown | None:
+        """The profile (``None``: no such user) if known without I/O, else ``UNKNOWN``."""
+        if self.cache_ms <= 0 or self._clock.now_ms() - self._checked_at >= self.cache_ms:
+            return UNKNOWN
+        return self._cache.get(user_id, UNKNOWN)
 
     async def profile(self, user_id: str) -> UserProfile | None:
         """The user's profile, or ``None`` when nothing is known of them."""
         if self.cache_ms <= 0:
             return await self._load(user_id)
         now = self._clock.now_ms()
-        hit = self._cache.get(user_id)
-        if hit is not None and now - hit[0] < self.cache_ms:
-            return hit[1]
+        if now - self._checked_at >= self.cache_ms:
+            rows = await self.store.query(_VERSION_SQL, (USERS_STREAM,))
+            version = rows[0][0] if rows else None
+            if version != self._version:
+                self._cache.clear()
+                self._version = version
+            self._checked_at = now
+        hit = self._cache.get(user_id, UNKNOWN)
+        if not isinstance(hit, Unknown):
+            return hit
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         profile = await self._load(user_id)
-        self._cache[user_id] = (now, profile)
+        self._cache[user_id] = profile
         return profile
 
     async def _load(self, user_id: str) -> UserProfile | None:
