@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,16 @@ import pytest
 import zmq
 
 from tests.integration.gateway_proc import GatewayProcess, running_gateway
-from tests.integration.userevents import container, make_event, sample, session, token_for
+from tests.integration.userevents import (
+    WAIT,
+    Session,
+    container,
+    make_event,
+    metrics,
+    sample,
+    session,
+    token_for,
+)
 from tradewire.wire import (
     AckStatus,
     ChannelPreference,
@@ -26,6 +36,7 @@ from tradewire.wire import (
 )
 
 REJECTED = "tradewire_inputs_rejected_total"
+SETTLED = "tradewire_deliveries_settled_total"
 
 
 async def get(url: str, *, headers: dict[str, str] | None = None) -> Any:
@@ -129,6 +140,49 @@ async def test_fast_path_reaches_a_live_session_and_respects_exact_topics(
         assert env["payload"]["priority"] == "INFORMATIONAL"
     metrics = (await get(f"{gw.http}/metrics")).text
     assert 'tradewire_inputs_rejected_total{code="NO_SESSION",endpoint="zmq_sub"} 1.0' in metrics
+
+
+async def user_events(s: Session, count: int) -> list[dict[str, Any]]:
+    """The next ``count`` user_event envelopes, whether batched in arrays or not."""
+    got: list[dict[str, Any]] = []
+    while len(got) < count:
+        doc = json.loads(await asyncio.wait_for(s.ws.recv(), WAIT))
+        got += [
+            e for e in (doc if isinstance(doc, list) else [doc]) if e["msg_type"] == "user_event"
+        ]
+    return got
+
+
+async def test_fast_path_informational_reaches_every_session_in_order_counted_exactly(
+    gw: GatewayProcess,
+) -> None:
+    mine = [make_event("erin", Priority.INFORMATIONAL) for _ in range(300)]
+    others = [make_event("erin2", Priority.INFORMATIONAL) for _ in range(30)]  # prefix, no session
+    async with (
+        container(gw) as c,
+        session(gw, "erin", "&batch=1") as a,
+        session(gw, "erin") as b,
+    ):
+        await c.wait_subscribed("erin")
+        marker = make_event("erin")  # both sessions are registered once both get it
+        await c.send(marker)
+        for s in (a, b):
+            assert (await s.next())["msg_id"] == marker.event_id
+        for n, event in enumerate(mine):
+            await c.publish_fast(event)
+            if n % 10 == 0:
+                await c.publish_fast(others[n // 10])
+            if n == 150:
+                await c.publish_fast(mine[0])  # a duplicate id: never delivered twice
+        for s in (a, b):
+            got = await user_events(s, len(mine))
+            assert [e["msg_id"] for e in got] == [e.event_id for e in mine]
+            assert {e["payload"]["delivery_attempt"] for e in got} == {1}
+        body = await metrics(gw)
+    settled = {"priority": "INFORMATIONAL"}
+    assert sample(body, SETTLED, **settled, state="delivered") == len(mine)
+    assert sample(body, SETTLED, **settled) == len(mine)
+    assert sample(body, REJECTED, endpoint="zmq_sub", code="NO_SESSION") == len(others)
 
 
 async def test_every_session_of_a_user_gets_the_event_and_one_ack_settles_it(

@@ -5,12 +5,13 @@ from __future__ import annotations
 import heapq
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 from tradewire.delivery.actions import SendAck
-from tradewire.delivery.model import ChannelType, Event, Priority
+from tradewire.delivery.model import AckStatus, ChannelType, Event, Priority
 from tradewire.delivery.states import DeliveryState
 
-__all__ = ["PendingDelivery", "SettledWindow", "TimerQueue", "UserQueue"]
+__all__ = ["Outcome", "PendingDelivery", "SettledWindow", "TimerQueue", "UserQueue", "final_ack"]
 
 
 @dataclass(slots=True, eq=False)
@@ -136,20 +137,49 @@ class TimerQueue:
         return delivery
 
 
+Outcome: TypeAlias = tuple[DeliveryState, ChannelType | None, str | None]
+"""How an event ended: its final state, the channel that delivered it, the reason if not."""
+
+
 class SettledWindow:
-    """The final ack of the last ``capacity`` finished events, to answer duplicates."""
+    """How the last ``capacity`` finished events ended, to answer duplicates.
+
+    An entry is an :data:`Outcome`; the final ack is built only when a
+    duplicate asks for it, because most events never see one. The SUB fast
+    path settles tens of thousands of events per second with one of two
+    shared outcome tuples, so a full window of them adds no object for the
+    cyclic GC to track (a tuple per entry made the collections that pass
+    over a 100,000-entry window cost as much as the rest of settling).
+    """
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
-        self._entries: OrderedDict[str, tuple[DeliveryState, SendAck]] = OrderedDict()
+        self._entries: OrderedDict[str, Outcome] = OrderedDict()
 
-    def remember(self, event_id: str, state: DeliveryState, ack: SendAck) -> None:
-        """Keep ``ack`` for ``event_id``, forgetting the oldest entry when full."""
-        self._entries[event_id] = (state, ack)
-        self._entries.move_to_end(event_id)
-        while len(self._entries) > self._capacity:
-            self._entries.popitem(last=False)
+    def __contains__(self, event_id: str) -> bool:
+        return event_id in self._entries
+
+    def remember(self, event_id: str, outcome: Outcome) -> None:
+        """Keep how ``event_id`` ended, forgetting the oldest entry when full."""
+        entries = self._entries
+        entries[event_id] = outcome
+        entries.move_to_end(event_id)
+        if len(entries) > self._capacity:
+            entries.popitem(last=False)
 
     def get(self, event_id: str) -> tuple[DeliveryState, SendAck] | None:
         """The remembered state and final ack of ``event_id``, if still in the window."""
-        return self._entries.get(event_id)
+        entry = self._entries.get(event_id)
+        if entry is None:
+            return None
+        state, via, reason = entry
+        return state, final_ack(event_id, state, via, reason)
+
+
+def final_ack(
+    event_id: str, state: DeliveryState, via: ChannelType | None, reason: str | None
+) -> SendAck:
+    """The one final ack of an event that ended in ``state``."""
+    if state is DeliveryState.DELIVERED:
+        return SendAck(event_id, AckStatus.DELIVERED, delivered_via=via)
+    return SendAck(event_id, AckStatus.ACK_ERROR, error=reason)

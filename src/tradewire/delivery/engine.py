@@ -23,7 +23,11 @@ honours the channels' ``retry_after`` passes. NORMAL stops at its TTL
 (``expired``), CRITICAL at its deadline (``failed``); a channel that failed
 permanently is never tried again for that event, and an event left with no
 channel that could ever work fails at once. INFORMATIONAL is never stored or
-retried: one attempt on a live channel, else ``dropped``.
+retried: one attempt on a live channel, else ``dropped``. When that attempt
+would go to WEB with nothing of the user's ahead of it, the driver may skip
+the record altogether: :meth:`DeliveryEngine.may_skip_record` says when,
+and :meth:`DeliveryEngine.settle_unrecorded` counts the outcome as the full
+path would.
 
 Guaranteed events (NORMAL, CRITICAL) are acked QUEUED once they are durable
 and get exactly one final ack (DELIVERED or ACK_ERROR) when they settle; a
@@ -36,7 +40,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tradewire.delivery._tracking import PendingDelivery, SettledWindow, TimerQueue, UserQueue
+from tradewire.delivery._tracking import (
+    Outcome,
+    PendingDelivery,
+    SettledWindow,
+    TimerQueue,
+    UserQueue,
+    final_ack,
+)
 from tradewire.delivery.actions import (
     Action,
     AttemptOutcome,
@@ -49,10 +60,11 @@ from tradewire.delivery.actions import (
 )
 from tradewire.delivery.backoff import retry_delay_ms
 from tradewire.delivery.config import DeliveryConfig
-from tradewire.delivery.model import AckStatus, ChannelType, Event, Priority
+from tradewire.delivery.model import AckStatus, ChannelPreference, ChannelType, Event, Priority
 from tradewire.delivery.policy import (
     Admission,
     admit_counted,
+    first_usable_channel,
     may_become_usable,
     stop_at_ms,
     usable_channels,
@@ -66,6 +78,10 @@ __all__ = ["DeliveryEngine"]
 S = DeliveryState
 T = DeliveryTrigger
 _IN_FLIGHT = (S.DELIVERING, S.AWAITING_ACK)
+_LIVE_CHANNEL_FAILED = "dropped: live channel failed"
+# shared by every event settle_unrecorded remembers (see SettledWindow)
+_DELIVERED_ON_WEB: Outcome = (S.DELIVERED, ChannelType.WEB, None)
+_DROPPED_LIVE_FAILED: Outcome = (S.DROPPED, None, _LIVE_CHANNEL_FAILED)
 
 
 class DeliveryEngine:
@@ -155,9 +171,7 @@ class DeliveryEngine:
         self.counters.accepted -= 1
         self.counters.duplicates += 1
         if is_final(stored.state):
-            ack = self._final_ack(stored)
-            self._settled.remember(stored.event.event_id, stored.state, ack)
-            return [ack]
+            return [self._remember_stored(stored)]
         if stored.event.event_id in self._pending:
             return [SendAck(stored.event.event_id, AckStatus.QUEUED)]
         delivery = self._register(stored.event, stored.accepted_at_ms, S.PERSISTED)
@@ -233,7 +247,7 @@ class DeliveryEngine:
         actions: list[Action] = []
         for stored in records:
             if is_final(stored.state):
-                self._settled.remember(stored.event.event_id, stored.state, self._final_ack(stored))
+                self._remember_stored(stored)
             elif stored.event.priority is not Priority.INFORMATIONAL:
                 if stored.event.event_id in self._pending:
                     continue
@@ -241,6 +255,52 @@ class DeliveryEngine:
                 delivery.attempt = stored.attempts
                 actions += self._next_step(delivery, now_ms)
         return actions
+
+    # -- INFORMATIONAL without a record ------------------------------------------
+
+    def may_skip_record(
+        self, event_id: str, user_id: str, channels: tuple[ChannelPreference, ...]
+    ) -> bool:
+        """Whether a new INFORMATIONAL event can go to the user's live WEB sessions directly.
+
+        True when :meth:`accept` would admit the event without evicting
+        anything, give it its one attempt on WEB and settle it within the same
+        turn: the ids are set, the id is no duplicate, the user's queue has
+        room and holds no INFORMATIONAL event (whose send is still to come:
+        order), and WEB is the first usable channel. The caller then pushes the
+        event to the sessions itself and reports with :meth:`settle_unrecorded`;
+        when False it calls :meth:`accept` as for any event. Nothing changes
+        here, whatever the answer.
+        """
+        if not event_id or not user_id or event_id in self._pending or event_id in self._settled:
+            return False
+        queue = self._by_user.get(user_id)
+        if queue is not None and (
+            len(queue) >= self.config.max_pending_per_user or queue.informational
+        ):
+            return False
+        first = first_usable_channel(
+            user_id, Priority.INFORMATIONAL, channels, self.presence, self.config
+        )
+        return first is ChannelType.WEB
+
+    def settle_unrecorded(self, event_id: str, *, delivered: bool) -> DeliveryState:
+        """Count an event :meth:`may_skip_record` let through, as :meth:`accept` would have.
+
+        ``delivered``: at least one live session took it. The counters and the
+        duplicate window end up as after ``accept``, ``attempt_result`` and the
+        final ``Settle``; returns the final state (``delivered`` or ``dropped``).
+        """
+        counters = self.counters
+        counters.accepted += 1
+        counters.attempts += 1
+        if delivered:
+            counters.delivered += 1
+            self._settled.remember(event_id, _DELIVERED_ON_WEB)
+            return S.DELIVERED
+        counters.dropped += 1
+        self._settled.remember(event_id, _DROPPED_LIVE_FAILED)
+        return S.DROPPED
 
     # -- steps -----------------------------------------------------------------
 
@@ -347,7 +407,7 @@ class DeliveryEngine:
 
     def _after_failure(self, delivery: PendingDelivery, now_ms: int) -> list[Action]:
         if delivery.event.priority is Priority.INFORMATIONAL:
-            return self._finish(delivery, T.DROP, now_ms, reason="dropped: live channel failed")
+            return self._finish(delivery, T.DROP, now_ms, reason=_LIVE_CHANNEL_FAILED)
         return self._next_step(delivery, now_ms)
 
     def _on_timer(self, delivery: PendingDelivery, now_ms: int) -> list[Action]:
@@ -397,11 +457,8 @@ class DeliveryEngine:
         event = delivery.event
         self._forget(delivery)
         self.counters.count_final(delivery.state)
-        if delivery.state is S.DELIVERED:
-            ack = SendAck(event.event_id, AckStatus.DELIVERED, delivered_via=via)
-        else:
-            ack = SendAck(event.event_id, AckStatus.ACK_ERROR, error=reason)
-        self._settled.remember(event.event_id, delivery.state, ack)
+        ack = final_ack(event.event_id, delivery.state, via, reason)
+        self._settled.remember(event.event_id, (delivery.state, via, reason))
         return [Settle(event, delivery.state, via, reason, now_ms), ack]
 
     def _answer_duplicate(self, event_id: str) -> list[Action] | None:
@@ -413,12 +470,12 @@ class DeliveryEngine:
         settled = self._settled.get(event_id)
         return [settled[1]] if settled is not None else None
 
-    @staticmethod
-    def _final_ack(stored: StoredDelivery) -> SendAck:
-        event_id = stored.event.event_id
-        if stored.state is S.DELIVERED:
-            return SendAck(event_id, AckStatus.DELIVERED, delivered_via=stored.delivered_via)
-        return SendAck(event_id, AckStatus.ACK_ERROR, error=stored.reason or stored.state.value)
+    def _remember_stored(self, stored: StoredDelivery) -> SendAck:
+        """Remember a finished event the store returned; its final ack."""
+        event_id, state = stored.event.event_id, stored.state
+        via, reason = stored.delivered_via, stored.reason or state.value
+        self._settled.remember(event_id, (state, via, reason))
+        return final_ack(event_id, state, via, reason)
 
     def _admit(self, event: Event) -> Admission:
         queue = self._by_user.get(event.user_id)

@@ -20,6 +20,7 @@ __all__ = [
     "PendingView",
     "admit",
     "admit_counted",
+    "first_usable_channel",
     "may_become_usable",
     "preferences",
     "stop_at_ms",
@@ -32,21 +33,25 @@ def preferences(event: Event, config: DeliveryConfig) -> tuple[ChannelPreference
     return event.channels or config.channels_for(event.priority)
 
 
-def _needs_presence(pref: ChannelPreference, event: Event, config: DeliveryConfig) -> bool:
+def _needs_presence(pref: ChannelPreference, priority: Priority, config: DeliveryConfig) -> bool:
     # INFORMATIONAL never leaves for a channel the user is not looking at.
     return (
         pref.only_if_active
         or pref.channel in config.session_channels
-        or event.priority is Priority.INFORMATIONAL
+        or priority is Priority.INFORMATIONAL
     )
 
 
 def _expand(
-    pref: ChannelPreference, event: Event, presence: Presence, config: DeliveryConfig
+    pref: ChannelPreference,
+    user_id: str,
+    priority: Priority,
+    presence: Presence,
+    config: DeliveryConfig,
 ) -> tuple[ChannelType, ...]:
     if pref.channel is ChannelType.ACTIVE_SESSION:
-        return presence.open_channels(event.user_id)
-    if _needs_presence(pref, event, config) and not presence.is_active(event.user_id, pref.channel):
+        return presence.open_channels(user_id)
+    if _needs_presence(pref, priority, config) and not presence.is_active(user_id, pref.channel):
         return ()
     return (pref.channel,)
 
@@ -66,10 +71,29 @@ def usable_channels(
     """
     found: dict[ChannelType, None] = {}
     for pref in preferences(event, config):
-        for channel in _expand(pref, event, presence, config):
+        for channel in _expand(pref, event.user_id, event.priority, presence, config):
             if channel in config.enabled_channels and channel not in dead:
                 found.setdefault(channel)
     return list(found)
+
+
+def first_usable_channel(
+    user_id: str,
+    priority: Priority,
+    channels: tuple[ChannelPreference, ...],
+    presence: Presence,
+    config: DeliveryConfig,
+) -> ChannelType | None:
+    """The first of :func:`usable_channels` for a fresh event (no dead channel), or ``None``.
+
+    Where the one attempt of an INFORMATIONAL event goes; takes the event's
+    fields rather than an :class:`Event` so that the SUB fast path needs none.
+    """
+    for pref in channels or config.channels_for(priority):
+        for channel in _expand(pref, user_id, priority, presence, config):
+            if channel in config.enabled_channels:
+                return channel
+    return None
 
 
 def may_become_usable(
@@ -80,7 +104,7 @@ def may_become_usable(
     for pref in preferences(event, config):
         if pref.channel is ChannelType.ACTIVE_SESSION and live:
             return True
-        if pref.channel in live and _needs_presence(pref, event, config):
+        if pref.channel in live and _needs_presence(pref, event.priority, config):
             return True
     return False
 

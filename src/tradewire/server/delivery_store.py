@@ -100,12 +100,36 @@ def _wire_event(event: Event) -> UserEvent:
     )
 
 
-def user_event_record(event: Event, now_ms: int) -> Record:
-    """The record that makes a guaranteed event durable."""
+class EventFrame(bytes):
+    """A ``user_event`` record body that remembers the event it encodes.
+
+    The projector takes what it needs (the event type) from it instead of
+    decoding the frame again on the writer thread. A body read back from the
+    store (``rebuild``) is plain ``bytes`` and is decoded.
+    """
+
+    event: Event
+
+    @classmethod
+    def of(cls, frame: bytes, event: Event) -> EventFrame:
+        """``frame`` carrying its decoded ``event``."""
+        body = cls(frame)
+        body.event = event
+        return body
+
+
+def user_event_record(event: Event, now_ms: int, frame: bytes | None = None) -> Record:
+    """The record that makes a guaranteed event durable.
+
+    ``frame`` is the ``0x20`` frame the event was decoded from, stored as
+    received; without it (an event that did not come as a frame) the event
+    is encoded.
+    """
+    body = frame if frame is not None else encode_user_event(_wire_event(event))
     return Record(
         stream=USER_EVENT_STREAM,
         key=event.event_id,
-        body=encode_user_event(_wire_event(event)),
+        body=EventFrame.of(body, event),
         kind=event.priority.name,
         created_at_ms=now_ms,
         user_id=event.user_id,
@@ -160,6 +184,55 @@ _SETTLE = (
 )
 
 
+_EVENT = "event"
+_STATEMENTS = {_EVENT: _INSERT_DELIVERY, "attempt": _INSERT_ATTEMPT, "settle": _SETTLE}
+
+
+def _delivery_row(record: StoredRecord) -> tuple[object, ...]:
+    body = record.body
+    event = body.event if isinstance(body, EventFrame) else _decoded_event(body, record.key)
+    return (
+        event.event_id,
+        event.user_id,
+        int(event.event_type),
+        int(event.priority),
+        PENDING,
+        record.created_at_ms,
+        record.created_at_ms,
+        record.seq,
+    )
+
+
+def _decoded_event(body: bytes, key: str) -> Event:
+    wire = decode_user_event(body, validate_payloads=False)
+    if not isinstance(wire, UserEvent):  # stored frames were valid when accepted
+        raise ValueError(f"stored user_event {key} does not decode: {wire}")
+    return domain_event(wire)
+
+
+def _flush(
+    db: SqlExecutor,
+    kind: str | None,
+    rows: list[tuple[object, ...]],
+    counts: list[tuple[object, ...]],
+) -> None:
+    """Write one run of rows of ``kind`` (attempts also bump their delivery's count)."""
+    if kind is None or not rows:
+        return
+    _many(db, _STATEMENTS[kind], rows)
+    if counts:
+        _many(db, _COUNT_ATTEMPT, counts)
+
+
+def _many(db: SqlExecutor, sql: str, rows: list[tuple[object, ...]]) -> None:
+    many = getattr(db, "executemany", None)
+    if many is not None:
+        many(sql, rows)
+    else:
+        for row in rows:
+            db.execute(sql, row)
+
+
 class DeliveryProjector:
     """Keeps ``deliveries`` and ``delivery_attempts`` in step with the log."""
 
@@ -167,37 +240,35 @@ class DeliveryProjector:
 
     def apply(self, db: SqlExecutor, record: StoredRecord) -> Refusal | None:
         """Project one newly stored record."""
-        if record.stream == USER_EVENT_STREAM:
-            self._event(db, record)
-        elif record.kind == "attempt":
-            a = _attempt_decoder.decode(record.body)
-            db.execute(
-                _INSERT_ATTEMPT,
-                (record.seq, a.event_id, a.attempt, a.channel, a.outcome, a.error, a.at_ms),
-            )
-            db.execute(_COUNT_ATTEMPT, (a.attempt, a.attempt, a.at_ms, a.event_id))
-        elif record.kind == "settle":
-            s = _settle_decoder.decode(record.body)
-            db.execute(_SETTLE, (s.state, s.delivered_via, s.reason, s.at_ms, s.event_id))
+        self.apply_batch(db, (record,))
         return None
 
-    def _event(self, db: SqlExecutor, record: StoredRecord) -> None:
-        wire = decode_user_event(record.body, validate_payloads=False)
-        if not isinstance(wire, UserEvent):  # stored frames were valid when accepted
-            raise ValueError(f"stored user_event {record.key} does not decode: {wire}")
-        db.execute(
-            _INSERT_DELIVERY,
-            (
-                wire.event_id,
-                wire.user_id,
-                int(wire.event_type),
-                int(wire.priority),
-                PENDING,
-                record.created_at_ms,
-                record.created_at_ms,
-                record.seq,
-            ),
-        )
+    def apply_batch(self, db: SqlExecutor, records: Sequence[StoredRecord]) -> int | None:
+        """Project a batch: one ``executemany`` per run of records of one kind, in order.
+
+        Never refuses (every record was valid when appended): always ``None``.
+        """
+        statement: str | None = None
+        rows: list[tuple[object, ...]] = []
+        counts: list[tuple[object, ...]] = []
+        for record in records:
+            kind = _EVENT if record.stream == USER_EVENT_STREAM else record.kind
+            if kind != statement:
+                _flush(db, statement, rows, counts)
+                statement, rows, counts = kind, [], []
+            if kind == _EVENT:
+                rows.append(_delivery_row(record))
+            elif kind == "attempt":
+                a = _attempt_decoder.decode(record.body)
+                rows.append(
+                    (record.seq, a.event_id, a.attempt, a.channel, a.outcome, a.error, a.at_ms)
+                )
+                counts.append((a.attempt, a.attempt, a.at_ms, a.event_id))
+            elif kind == "settle":
+                f = _settle_decoder.decode(record.body)
+                rows.append((f.state, f.delivered_via, f.reason, f.at_ms, f.event_id))
+        _flush(db, statement, rows, counts)
+        return None
 
     def reset(self, db: SqlExecutor) -> None:
         """Empty both tables (``tradewire rebuild`` replays the log into them)."""

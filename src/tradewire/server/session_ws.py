@@ -67,6 +67,7 @@ MAX_PER_MESSAGE = 256
 SWEEPS_PER_INTERVAL = 4
 """How often per heartbeat interval the sweep runs: deadlines hold within a quarter interval."""
 
+_QUEUED = PutResult.QUEUED
 _SILENT_REASON = "no message for 3 heartbeat intervals"
 _SLOW_REASON = "slow consumer: reconnect to receive your undelivered events"
 
@@ -122,10 +123,13 @@ class LiveSession:
         if self.closed:
             return False
         result = self.outbox.put(data, guaranteed=guaranteed)
+        if self._writer is None:
+            self._start_writer()
+        if result is _QUEUED:  # by far the most common answer: checked first
+            return True
         if result is PutResult.OVERFLOW and self.writing:
             self.overflowed = True  # a slow consumer, not a burst (see module docs)
-        self._start_writer()
-        return result in (PutResult.QUEUED, PutResult.QUEUED_DROPPED_OLDER)
+        return result is PutResult.QUEUED_DROPPED_OLDER
 
     def close(self, code: int, reason: str) -> None:
         """Close with ``code`` once the send in progress (if any) is out."""

@@ -18,8 +18,8 @@ outbox costs a few dozen bytes.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from enum import Enum
+from typing import TypeAlias
 
 __all__ = ["Outbox", "PutResult", "QueuedItem"]
 
@@ -33,12 +33,14 @@ class PutResult(Enum):
     OVERFLOW = "overflow (outbox full of guaranteed items)"
 
 
-@dataclass(frozen=True, slots=True)
-class QueuedItem:
-    """One encoded envelope waiting to be written, with its priority."""
+_QUEUED = PutResult.QUEUED  # the hot path: a module global, no enum class lookup
 
-    data: bytes
-    guaranteed: bool
+QueuedItem: TypeAlias = tuple[bytes, bool]
+"""One encoded envelope waiting to be written, and whether it is guaranteed.
+
+A plain tuple: every event delivered to a session is one, and a tuple costs a
+fraction of a dataclass instance to make.
+"""
 
 
 class Outbox:
@@ -58,23 +60,23 @@ class Outbox:
 
     def put(self, data: bytes, *, guaranteed: bool) -> PutResult:
         """Queue ``data``; see the module docstring for what happens when full."""
-        if self._items is None:
-            self._items = deque()
         items = self._items
+        if items is None:
+            items = self._items = deque()
         if len(items) < self.capacity:
-            items.append(QueuedItem(data, guaranteed))
-            return PutResult.QUEUED
+            items.append((data, guaranteed))
+            return _QUEUED
         if not guaranteed:
             self.dropped += 1
             return PutResult.DROPPED
         if self._drop_oldest_informational(items):
-            items.append(QueuedItem(data, guaranteed))
+            items.append((data, guaranteed))
             return PutResult.QUEUED_DROPPED_OLDER
         return PutResult.OVERFLOW
 
     def _drop_oldest_informational(self, items: deque[QueuedItem]) -> bool:
-        for index, item in enumerate(items):
-            if not item.guaranteed:
+        for index, (_data, guaranteed) in enumerate(items):
+            if not guaranteed:
                 del items[index]
                 self.dropped += 1
                 return True
@@ -85,7 +87,8 @@ class Outbox:
         items = self._items
         if items is None:
             return []
-        taken = [items.popleft().data for _ in range(min(limit, len(items)))]
+        popleft = items.popleft
+        taken = [popleft()[0] for _ in range(min(limit, len(items)))]
         if not items:
             self._items = None  # idle again: give the deque back
         return taken

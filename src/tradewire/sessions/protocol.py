@@ -80,6 +80,26 @@ def _type_name(event_type: int) -> str | int:
     return _TYPE_NAMES.get(event_type, event_type)
 
 
+class _UserEventBody(msgspec.Struct, gc=False):
+    # field order is the wire's key order
+    event_id: str
+    user_id: str
+    event_type: str | int
+    priority: str
+    timestamp: int
+    delivery_attempt: int
+    payload: msgspec.Raw
+
+
+class _UserEventEnvelope(msgspec.Struct, gc=False):
+    msg_id: str
+    msg_type: str
+    timestamp: str
+    source: str
+    target: str
+    payload: _UserEventBody
+
+
 def encode_user_event(
     *,
     event_id: str,
@@ -91,24 +111,22 @@ def encode_user_event(
     attempt: int,
     now_ms: int,
 ) -> bytes:
-    """One ``user_event`` envelope; ``payload`` (JSON bytes) is embedded verbatim."""
-    doc = {
-        "msg_id": event_id,
-        "msg_type": "user_event",
-        "timestamp": _iso(now_ms),
-        "source": GATEWAY,
-        "target": user_id,
-        "payload": {
-            "event_id": event_id,
-            "user_id": user_id,
-            "event_type": _type_name(event_type),
-            "priority": _PRIORITY_NAMES[priority],
-            "timestamp": timestamp_ms,
-            "delivery_attempt": attempt,
-            "payload": msgspec.Raw(payload.strip() or b"{}"),
-        },
-    }
-    return _encoder.encode(doc)
+    """One ``user_event`` envelope; ``payload`` (JSON bytes) is embedded verbatim.
+
+    Built from two structs rather than dicts (the same bytes, the key order
+    being the field order): one of these per event delivered to a session.
+    """
+    body = _UserEventBody(
+        event_id,
+        user_id,
+        _type_name(event_type),
+        _PRIORITY_NAMES[priority],
+        timestamp_ms,
+        attempt,
+        msgspec.Raw(payload.strip() or b"{}"),
+    )
+    envelope = _UserEventEnvelope(event_id, "user_event", _iso(now_ms), GATEWAY, user_id, body)
+    return _encoder.encode(envelope)
 
 
 def encode_heartbeat(now_ms: int, user_id: str) -> bytes:

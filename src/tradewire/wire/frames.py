@@ -330,31 +330,30 @@ def _user_event_from(body: FrameBytes, validate_payloads: bool) -> UserEvent | R
         message.ParseFromString(body)  # type: ignore[arg-type]  # upb takes any buffer
     except DecodeError:
         return _reject("INVALID_PROTOBUF", "bytes after type id 0x20 are not a UserEvent")
-    msg_id = message.event_id or None
-    if not message.user_id:
+    # each field is read once: upb builds a new Python object on every read
+    user_id, event_id = message.user_id, message.event_id
+    msg_id = event_id or None
+    if not user_id:
         return _reject("MISSING_FIELD", "user_id is required", field="user_id", msg_id=msg_id)
-    if not message.event_id:
+    if not event_id:
         return _reject("MISSING_FIELD", "event_id is required", field="event_id")
     event_type = _EVENT_TYPES.get(message.event_type)
     if event_type is None:
         return _unknown("UNKNOWN_EVENT_TYPE", "event_type", message.event_type, EventType, msg_id)
+    payload = message.payload
     if validate_payloads:
-        rejection = validate_payload(event_type, message.payload)
+        rejection = validate_payload(event_type, payload)
         if rejection is not None:
             return msgspec.structs.replace(rejection, msg_id=msg_id)
-    return _with_delivery(message, event_type)
-
-
-def _with_delivery(message: _pb.UserEvent, event_type: EventType) -> UserEvent | Rejection:
-    delivery = _delivery_from(message.delivery, message.event_id)
+    delivery = _delivery_from(message.delivery, event_id)
     if isinstance(delivery, Rejection):
         return delivery
     return UserEvent(
-        user_id=message.user_id,
-        event_id=message.event_id,
+        user_id=user_id,
+        event_id=event_id,
         timestamp_ms=message.timestamp,
         event_type=event_type,
-        payload=message.payload,
+        payload=payload,
         priority=delivery[0],
         channels=delivery[1],
     )
