@@ -36,7 +36,7 @@ from tradewire.ingest.projections import (
     touch_run,
 )
 from tradewire.ingest.values import json_text, utc_text
-from tradewire.store import Refusal, SqlExecutor, StoredRecord
+from tradewire.store import DecodedBody, Refusal, SqlExecutor, StoredRecord
 from tradewire.wire import Envelope, ErrorReport, Heartbeat, IngestEvent, LogRecord, Rejection
 from tradewire.wire.envelope import decode_envelope
 from tradewire.wire.ingest_payloads import (
@@ -93,29 +93,13 @@ _HEARTBEAT_UPSERT: Final = (
 )
 
 
-class EnvelopeBody(bytes):
-    """Record body bytes that remember the envelope they decode to.
-
-    The transports decode every message before appending it; handing the
-    decoded value along with the bytes spares the writer thread (the
-    throughput bottleneck) a second decode. A body read back from the store
-    (``rebuild``) is plain ``bytes`` and is decoded: the same function of the
-    same bytes, so both paths project the same rows.
-    """
-
-    envelope: Envelope
-
-    @classmethod
-    def of(cls, raw: bytes, envelope: Envelope) -> EnvelopeBody:
-        """``raw`` carrying its decoded ``envelope``."""
-        body = cls(raw)
-        body.envelope = envelope
-        return body
+class EnvelopeBody(DecodedBody[Envelope]):
+    """An ``ingest`` record body that carries its decoded envelope (see ``DecodedBody``)."""
 
 
 def _decoded(body: bytes) -> Envelope | Rejection:
     if isinstance(body, EnvelopeBody):
-        return body.envelope
+        return body.decoded
     return decode_envelope(body, max_bytes=_NO_LIMIT)
 
 

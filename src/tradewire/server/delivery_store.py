@@ -27,7 +27,7 @@ from tradewire.delivery import (
     Settle,
     StoredDelivery,
 )
-from tradewire.store import Record, Refusal, SqlExecutor, StoredRecord
+from tradewire.store import DecodedBody, Record, Refusal, SqlExecutor, StoredRecord
 from tradewire.wire import ChannelPreference as WirePreference
 from tradewire.wire import EventType, UserEvent, decode_user_event, encode_user_event
 
@@ -100,22 +100,8 @@ def _wire_event(event: Event) -> UserEvent:
     )
 
 
-class EventFrame(bytes):
-    """A ``user_event`` record body that remembers the event it encodes.
-
-    The projector takes what it needs (the event type) from it instead of
-    decoding the frame again on the writer thread. A body read back from the
-    store (``rebuild``) is plain ``bytes`` and is decoded.
-    """
-
-    event: Event
-
-    @classmethod
-    def of(cls, frame: bytes, event: Event) -> EventFrame:
-        """``frame`` carrying its decoded ``event``."""
-        body = cls(frame)
-        body.event = event
-        return body
+class EventFrame(DecodedBody[Event]):
+    """A ``user_event`` record body that carries its event (see ``DecodedBody``)."""
 
 
 def user_event_record(event: Event, now_ms: int, frame: bytes | None = None) -> Record:
@@ -190,7 +176,7 @@ _STATEMENTS = {_EVENT: _INSERT_DELIVERY, "attempt": _INSERT_ATTEMPT, "settle": _
 
 def _delivery_row(record: StoredRecord) -> tuple[object, ...]:
     body = record.body
-    event = body.event if isinstance(body, EventFrame) else _decoded_event(body, record.key)
+    event = body.decoded if isinstance(body, EventFrame) else _decoded_event(body, record.key)
     return (
         event.event_id,
         event.user_id,

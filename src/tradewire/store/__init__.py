@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, Literal, Protocol, Self, runtime_checkable
+from typing import Any, Generic, Literal, Protocol, Self, TypeVar, cast, runtime_checkable
 
 import msgspec
 
@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_READ_LIMIT",
     "AppendResult",
     "BatchProjector",
+    "DecodedBody",
     "Durability",
     "Projector",
     "Record",
@@ -48,6 +49,30 @@ process, not a power loss or kernel crash); faster.
 """
 
 DEFAULT_READ_LIMIT = 1000
+
+
+_D = TypeVar("_D")
+
+
+class DecodedBody(bytes, Generic[_D]):
+    """Record body bytes that also carry the value they decode to.
+
+    Whoever appends a record usually decoded (or built) its body first:
+    handing that value along with the bytes spares the writer thread (the
+    throughput bottleneck) a second decode in the projectors. A body read
+    back from the store (``rebuild``, a restart) is plain ``bytes`` and is
+    decoded: the same function of the same bytes, so both paths project the
+    same rows.
+    """
+
+    decoded: _D
+
+    @classmethod
+    def of(cls, raw: bytes, decoded: _D) -> Self:
+        """``raw`` carrying ``decoded``."""
+        body = cls(raw)
+        cast(Any, body).decoded = decoded  # Self leaves _D unbound for the checker
+        return body
 
 
 class Record(msgspec.Struct, frozen=True, kw_only=True, gc=False):
