@@ -230,6 +230,24 @@ async def test_commits_leave_checkpoints_to_the_checkpointer(tmp_path: Path) -> 
         assert await again.count("ingest") == 20_000
 
 
+async def test_seqs_stay_right_when_another_process_appends_in_between(tmp_path: Path) -> None:
+    """The writer's remembered highest seq goes stale when the CLI appends: noticed, read back."""
+    async with (
+        await open_store(tmp_path, "os") as gateway,
+        await open_store(tmp_path, "os") as cli,
+    ):
+        results: list[AppendResult] = []
+        for round_ in range(5):
+            results += await gateway.append_many([rec(f"g{round_}-{i}") for i in range(3)])
+            results += await cli.append_many([rec(f"c{round_}-{i}") for i in range(round_)])
+            results += [await gateway.append(rec(f"g{round_}-0"))]  # a duplicate
+        stored = {r.key: r.seq for r in await gateway.read("ingest", 0, limit=1_000)}
+    assert len(stored) == 5 * 3 + sum(range(5))
+    for result in results:
+        assert result.record.seq == stored[result.record.key]
+    assert [r.duplicate for r in results].count(True) == 5
+
+
 async def test_closed_store_refuses_work(tmp_path: Path) -> None:
     s = await open_store(tmp_path, "os")
     await s.close()

@@ -202,6 +202,8 @@ class GroupCommitWriter:
     ) -> None:
         self._conn = conn
         self._committed = committed
+        self._last_seq: int | None = None  # the highest seq after this writer's last commit
+        self._top: int | None = None  # the same within the transaction being written
         self._projectors: dict[str, list[Projector]] = {}
         for projector in projectors:
             for stream in projector.streams:
@@ -275,12 +277,14 @@ class GroupCommitWriter:
 
     def _commit(self, appends: list[PendingAppend], metas: list[MetaWrite]) -> None:
         conn = self._conn
+        self._top = self._last_seq
         try:
             conn.execute("BEGIN IMMEDIATE")
             results = self._write_records(conn, [r for records, _ in appends for r in records])
             if metas:
                 conn.executemany(_SET_META, [(name, value) for name, value, _ in metas])
             conn.execute("COMMIT")
+            self._last_seq = self._top
         except BaseException as exc:  # every caller must hear of it
             _rollback(conn)
             self._loop.call_soon_threadsafe(self._settle, appends, exc)
@@ -296,10 +300,11 @@ class GroupCommitWriter:
         if not fresh:
             return []
         done = self._write_batch(conn, fresh)
-        if done is None:  # a projector refused a record: redo it one savepoint per record
-            conn.execute("ROLLBACK TO batch")
+        if done is None:  # a projector refused a record: redo the batch, a savepoint per record
+            conn.execute("ROLLBACK")  # nothing else is in the transaction yet (metas come after)
+            conn.execute("BEGIN IMMEDIATE")
+            self._top = None
             done = [self._write_projected(conn, record) for record in fresh]
-        conn.execute("RELEASE batch")
         return [
             AppendResult(done[slot].record, done[slot].duplicate or repeated, done[slot].refusal)
             for slot, repeated in slots
@@ -310,14 +315,19 @@ class GroupCommitWriter:
     ) -> list[AppendResult] | None:
         """Insert every record with one ``executemany``, then project the new ones in order.
 
-        The optimistic path: no savepoint per record. ``None`` when a projector
-        refused a record; the caller then rolls back to the ``batch`` savepoint
-        and takes the per-record path, which undoes only the refused records.
+        The optimistic path: no savepoint at all. ``None`` when a projector
+        refused a record; the caller then rolls the transaction back and takes
+        the per-record path, which undoes only the refused records.
+
+        The highest ``seq`` before the insert is the one this writer saw after
+        its last commit (``_last_seq``), read again only when unknown: another
+        process (the CLI) may have appended since, which the check after the
+        insert notices (the seqs are then not contiguous and are read back).
         """
-        conn.execute("SAVEPOINT batch")
-        base = _max_seq(conn)
+        base = self._top if self._top is not None else _max_seq(conn)
         inserted = conn.executemany(INSERT, map(astuple, fresh)).rowcount
-        stored = _stored_fast(conn, fresh, base, inserted)
+        self._top = top = _max_seq(conn)
+        stored = _stored_fast(fresh, base, inserted, top)
         if stored is None:
             stored = _stored_slow(conn, fresh, base)
         if not self._project_batch(conn, [r for r, duplicate in stored if not duplicate]):
@@ -378,15 +388,15 @@ def _dedupe(
 
 
 def _stored_fast(
-    conn: sqlite3.Connection, fresh: list[Record], base: int, inserted: int
+    fresh: list[Record], base: int, inserted: int, top: int
 ) -> list[tuple[StoredRecord, bool]] | None:
     """Seqs without reading back, when every record was new and seqs are contiguous.
 
-    Every new row's seq exceeds all seqs before it, so ``inserted`` new rows
-    whose maximum is ``base + inserted`` hold exactly ``base+1 ..
-    base+inserted``, in insertion order.
+    Every new row's seq exceeds all seqs before it (``base`` at most), so
+    ``inserted`` new rows when the highest seq is now ``top == base +
+    inserted`` hold exactly ``base+1 .. base+inserted``, in insertion order.
     """
-    if inserted != len(fresh) or _max_seq(conn) != base + inserted:
+    if inserted != len(fresh) or top != base + inserted:
         return None
     return [(_stored(record, base + 1 + i), False) for i, record in enumerate(fresh)]
 

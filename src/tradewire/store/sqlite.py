@@ -22,17 +22,18 @@ Callers live on the asyncio loop; SQLite work lives on threads.
 * **Idempotency.** ``(stream, key)`` is unique. Copies of a key inside one
   batch are folded before the insert; a key already committed makes the
   insert do nothing. Seqs of new rows are derived without reading back
-  (``max(seq)`` before and after: contiguous when nothing was skipped);
-  otherwise the new rows are read back and duplicates return the stored
-  record with ``duplicate=True``.
+  (the highest seq before, remembered from the writer's last commit, and
+  ``max(seq)`` after: contiguous when nothing was skipped and nobody else
+  appended); otherwise the new rows are read back and duplicates return the
+  stored record with ``duplicate=True``.
 * **Projections.** Records of projected streams are written the same way
   (one ``executemany``), then their projectors run over the new ones in
   ``seq`` order, with no savepoint per record (a projector that implements
   :class:`~tradewire.store.BatchProjector` takes the whole batch in one
-  call). Only when a projector refuses a record is the batch rolled back to
-  its savepoint and redone one savepoint per record, so that the refused
+  call). Only when a projector refuses a record is the transaction rolled
+  back and the batch redone one savepoint per record, so that the refused
   record alone is undone: refusals are rare, the common batch pays no
-  per-record savepoints.
+  savepoint at all (each statement of a commit is a GIL hand-off).
 * **Failure.** Any error inside the transaction rolls it back and fails
   every caller of the batch with :class:`~tradewire.errors.StoreError`;
   nothing of it was acknowledged, so a retry (same keys) is safe.
@@ -45,8 +46,8 @@ Callers live on the asyncio loop; SQLite work lives on threads.
   (:class:`~tradewire.store._group_commit.Checkpointer`), once 1,000
   records were committed or 1 s after the last commit, never inside a
   commit: SQLite's automatic checkpoint would stall the commit that crosses
-  the threshold for milliseconds. The writer keeps a 64 MiB page cache and its savepoint
-  journal in memory.
+  the threshold for milliseconds. The writer keeps a 64 MiB page cache and its
+  statement journals in memory.
 * **Reads** run on a small thread pool, each thread with its own read-only
   connection; WAL lets them read a consistent snapshot while the writer
   commits.
@@ -94,7 +95,7 @@ DB_FILENAME = "tradewire.db"
 _T = TypeVar("_T")
 _SYNCHRONOUS: dict[str, str] = {"fsync": "FULL", "os": "NORMAL"}
 MEMORY_PRAGMAS: Final = (
-    # The batch savepoint's statement journal stays in memory (else a temp file
+    # Statement journals (per-record savepoints) stay in memory (else a temp file
     # per commit and a write per changed page).
     "PRAGMA temp_store=MEMORY",
     # 64 MiB of page cache (default 2 MiB): the indexes' pages stay in memory.
