@@ -23,7 +23,7 @@ from tradewire.ingest.values import (
     utc_text,
     utc_text_or,
 )
-from tradewire.store import Refusal, SqlExecutor
+from tradewire.store import Refusal, SqlExecutor, execute_many
 from tradewire.wire.ingest_payloads import (
     AccountUpdate,
     Execution,
@@ -78,12 +78,7 @@ class ProjectionBatch:
     def flush(self, db: SqlExecutor) -> None:
         """Write what was deferred."""
         if self.history:
-            many = getattr(db, "executemany", None)
-            if many is not None:
-                many(_ORDER_HISTORY, self.history)
-            else:
-                for row in self.history:
-                    db.execute(_ORDER_HISTORY, row)
+            execute_many(db, _ORDER_HISTORY, self.history)
             self.history.clear()
 
 

@@ -27,7 +27,14 @@ from tradewire.delivery import (
     Settle,
     StoredDelivery,
 )
-from tradewire.store import DecodedBody, Record, Refusal, SqlExecutor, StoredRecord
+from tradewire.store import (
+    DecodedBody,
+    Record,
+    Refusal,
+    SqlExecutor,
+    StoredRecord,
+    execute_many,
+)
 from tradewire.wire import ChannelPreference as WirePreference
 from tradewire.wire import EventType, UserEvent, decode_user_event, encode_user_event
 
@@ -189,10 +196,12 @@ def _delivery_row(record: StoredRecord) -> tuple[object, ...]:
     )
 
 
-def _decoded_event(body: bytes, key: str) -> Event:
+def _decoded_event(body: bytes, key: str = "") -> Event:
+    """The event of a stored frame (stored frames were valid when accepted)."""
     wire = decode_user_event(body, validate_payloads=False)
-    if not isinstance(wire, UserEvent):  # stored frames were valid when accepted
-        raise ValueError(f"stored user_event {key} does not decode: {wire}")
+    if not isinstance(wire, UserEvent):
+        where = f" {key}" if key else ""
+        raise ValueError(f"stored user_event{where} does not decode: {wire}")
     return domain_event(wire)
 
 
@@ -205,18 +214,9 @@ def _flush(
     """Write one run of rows of ``kind`` (attempts also bump their delivery's count)."""
     if kind is None or not rows:
         return
-    _many(db, _STATEMENTS[kind], rows)
+    execute_many(db, _STATEMENTS[kind], rows)
     if counts:
-        _many(db, _COUNT_ATTEMPT, counts)
-
-
-def _many(db: SqlExecutor, sql: str, rows: list[tuple[object, ...]]) -> None:
-    many = getattr(db, "executemany", None)
-    if many is not None:
-        many(sql, rows)
-    else:
-        for row in rows:
-            db.execute(sql, row)
+        execute_many(db, _COUNT_ATTEMPT, counts)
 
 
 class DeliveryProjector:
@@ -279,11 +279,8 @@ RESTORE_SQL = (
 def stored_delivery(row: Sequence[Any]) -> StoredDelivery:
     """A row of :data:`RESTORE_SQL` as the engine's restore input."""
     body, state, accepted_at_ms, attempts, via, reason = row
-    wire = decode_user_event(body, validate_payloads=False)
-    if not isinstance(wire, UserEvent):
-        raise ValueError(f"stored user_event does not decode: {wire}")
     return StoredDelivery(
-        event=domain_event(wire),
+        event=_decoded_event(body),
         state=DeliveryState.PERSISTED if state == PENDING else DeliveryState(state),
         accepted_at_ms=accepted_at_ms,
         attempts=attempts,

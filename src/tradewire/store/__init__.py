@@ -38,6 +38,7 @@ __all__ = [
     "SqlExecutor",
     "Store",
     "StoredRecord",
+    "execute_many",
 ]
 
 Durability = Literal["fsync", "os"]
@@ -148,6 +149,16 @@ class SqlExecutor(Protocol):
     def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Any:
         """Run one statement; returns a cursor."""
         ...
+
+
+def execute_many(db: SqlExecutor, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Run ``sql`` once per row: one ``executemany`` when the connection has it."""
+    many = getattr(db, "executemany", None)
+    if many is not None:
+        many(sql, rows)
+        return
+    for row in rows:
+        db.execute(sql, row)
 
 
 class Projector(Protocol):
