@@ -10,6 +10,7 @@ record back), else ``None``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 import msgspec
@@ -23,7 +24,7 @@ from tradewire.ingest.values import (
     utc_text,
     utc_text_or,
 )
-from tradewire.store import Refusal, SqlExecutor, execute_many
+from tradewire.store import Refusal, SqlExecutor, execute_inline_nulls, execute_values
 from tradewire.wire.ingest_payloads import (
     AccountUpdate,
     Execution,
@@ -64,22 +65,59 @@ class ProjectionBatch:
     """What the projections of one optimistic batch share (one transaction, no savepoints).
 
     Run owners already read or written in this batch are remembered (one
-    ``SELECT`` per run per batch rather than per message), and order status
-    history rows are written with one ``executemany`` at the end. Valid only
-    because a refused record rolls the whole batch back (see
-    :class:`~tradewire.store.BatchProjector`): nothing remembered here can
-    outlive a rollback.
+    ``SELECT`` per run per batch rather than per message). Order upserts and
+    their status history rows are deferred to :meth:`flush` and written with a
+    few multi-row statements (see :func:`~tradewire.store.execute_values`):
+    whether each update moved its order is decided here, from the stored
+    ranks read with one ``SELECT`` and the batch's own earlier updates, by the
+    same rule as the upsert's ``WHERE`` clause (a property test holds the two
+    paths equal). Valid only because a refused record rolls the whole batch
+    back (see :class:`~tradewire.store.BatchProjector`): nothing remembered here
+    can outlive a rollback.
     """
 
     def __init__(self) -> None:
         self.run_owners: dict[str, str | None] = {}
-        self.history: list[tuple[object, ...]] = []
+        self.orders: list[tuple[object, ...]] = []
+        self.order_events: list[tuple[str, int, int, str, int, str]] = []
 
     def flush(self, db: SqlExecutor) -> None:
         """Write what was deferred."""
-        if self.history:
-            execute_many(db, _ORDER_HISTORY, self.history)
-            self.history.clear()
+        if not self.orders:
+            return
+        ranks = _stored_ranks(db, {event[0] for event in self.order_events})
+        history: list[tuple[object, ...]] = []
+        for order_id, seq, ordinal, status, rank, event_utc in self.order_events:
+            stored = ranks.get(order_id)
+            applied = stored is None or (stored < TERMINAL_RANK and rank >= stored)
+            if applied:
+                ranks[order_id] = rank
+            history.append((order_id, seq, ordinal, status, int(applied), event_utc))
+        execute_values(
+            db, _ORDER_HEAD, _ORDER_ROW, self.orders, _ORDER_TAIL, key=_first, inline_nulls=True
+        )
+        execute_values(db, _HISTORY_HEAD, _HISTORY_ROW, history)
+        self.orders.clear()
+        self.order_events.clear()
+
+
+def _first(values: Sequence[object]) -> object:
+    return values[0]
+
+
+_RANKS_CHUNK: Final = 500
+
+
+def _stored_ranks(db: SqlExecutor, order_ids: set[str]) -> dict[str, int]:
+    """``status_rank`` of each of ``order_ids`` already stored."""
+    ids = sorted(order_ids)
+    ranks: dict[str, int] = {}
+    for start in range(0, len(ids), _RANKS_CHUNK):
+        chunk = ids[start : start + _RANKS_CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        sql = f"SELECT order_id, status_rank FROM orders WHERE order_id IN ({marks})"
+        ranks.update(db.execute(sql, chunk).fetchall())
+    return ranks
 
 
 # --- runs -------------------------------------------------------------------------
@@ -198,11 +236,13 @@ def project_instance(db: SqlExecutor, fact: Fact, instance: StrategyInstance) ->
 
 # One statement per order event: insert, or update only when the status may move
 # (the WHERE clause is decide_status() in SQL: never backwards, terminal is final).
-_ORDER_UPSERT: Final = (
+_ORDER_HEAD: Final = (
     "INSERT INTO orders (order_id, run_id, user_id, symbol, side, order_type, quantity, price, "
     "stop_price, time_in_force, status, status_rank, submit_time, event_utc, parent_order_id, "
-    "strategy_id, account_id, first_seq, last_seq) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "strategy_id, account_id, first_seq, last_seq)"
+)
+_ORDER_ROW: Final = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_ORDER_TAIL: Final = (
     "ON CONFLICT (order_id) DO UPDATE SET symbol = excluded.symbol, side = excluded.side, "
     "order_type = COALESCE(excluded.order_type, orders.order_type), "
     "quantity = excluded.quantity, price = COALESCE(excluded.price, orders.price), "
@@ -217,35 +257,42 @@ _ORDER_UPSERT: Final = (
     f"last_seq = excluded.last_seq WHERE orders.status_rank < {TERMINAL_RANK} "
     "AND excluded.status_rank >= orders.status_rank"
 )
-_ORDER_HISTORY: Final = (
-    "INSERT INTO order_status_history (order_id, seq, ordinal, status, applied, event_utc) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
+_ORDER_UPSERT: Final = f"{_ORDER_HEAD} VALUES {_ORDER_ROW} {_ORDER_TAIL}"
+_HISTORY_HEAD: Final = (
+    "INSERT INTO order_status_history (order_id, seq, ordinal, status, applied, event_utc)"
 )
+_HISTORY_ROW: Final = "(?, ?, ?, ?, ?, ?)"
+_ORDER_HISTORY: Final = f"{_HISTORY_HEAD} VALUES {_HISTORY_ROW}"
 
 
 def project_order(
     db: SqlExecutor, fact: Fact, order: Order, batch: ProjectionBatch | None = None
 ) -> Refusal | None:
-    """Upsert the order; its status only moves forward (see :mod:`.order_status`)."""
+    """Upsert the order; its status only moves forward (see :mod:`.order_status`).
+
+    With a ``batch`` the upsert and its history row wait for
+    :meth:`ProjectionBatch.flush`; without, both are written now.
+    """
     status = normalize_status(opt(order.status))
+    rank = status_rank(status)
     submit = order.submit_time
-    cursor = db.execute(
-        _ORDER_UPSERT,
-        (
-            *(order.order_id, fact.run_id, fact.user_id, order.symbol, order.side),
-            *(opt(order.order_type), money_text(order.quantity), money_text(order.price)),
-            *(money_text(order.stop_price), opt(order.time_in_force), status, status_rank(status)),
-            *(utc_text(submit) if isinstance(submit, str) else None, fact.event_utc),
-            *(opt(order.parent_order_id), opt(order.strategy_id), opt(order.account_id)),
-            *(fact.seq, fact.seq),
-        ),
+    values = (
+        *(order.order_id, fact.run_id, fact.user_id, order.symbol, order.side),
+        *(opt(order.order_type), money_text(order.quantity), money_text(order.price)),
+        *(money_text(order.stop_price), opt(order.time_in_force), status, rank),
+        *(utc_text(submit) if isinstance(submit, str) else None, fact.event_utc),
+        *(opt(order.parent_order_id), opt(order.strategy_id), opt(order.account_id)),
+        *(fact.seq, fact.seq),
     )
-    applied = int(cursor.rowcount > 0)
-    history = (order.order_id, fact.seq, fact.ordinal, status, applied, fact.event_utc)
     if batch is not None:
-        batch.history.append(history)
-    else:
-        db.execute(_ORDER_HISTORY, history)
+        batch.orders.append(values)
+        event = (order.order_id, fact.seq, fact.ordinal, status, rank, fact.event_utc)
+        batch.order_events.append(event)
+        return None
+    applied = int(execute_inline_nulls(db, _ORDER_UPSERT, values).rowcount > 0)
+    db.execute(
+        _ORDER_HISTORY, (order.order_id, fact.seq, fact.ordinal, status, applied, fact.event_utc)
+    )
     return None
 
 

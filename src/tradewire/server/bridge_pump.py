@@ -28,6 +28,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Final
@@ -59,6 +60,11 @@ _PAGE_SQL: Final = (
     "SELECT seq, user_id FROM records WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?"
 )
 _DECODED_MAX: Final = 8192
+# Pages are large because the pump shares the event loop with the transports: each
+# page costs two loop iterations (the query on a reader thread, then the result),
+# and under ingest load an iteration takes 10-20 ms. With pages of 256 the pump
+# bridged at most ~10,000 records/s, fell behind the ingest, out of the decoded
+# cache, and then had to decode what it read back: slower still.
 
 
 class BridgePump:
@@ -72,7 +78,7 @@ class BridgePump:
         analytics: RunAnalyticsCache,
         *,
         live: Callable[[str], bool] = lambda _user: True,
-        page: int = 256,
+        page: int = 2048,
         persist_timeout_s: float = 10.0,
         cursor_interval_s: float = 0.5,
     ) -> None:
@@ -89,7 +95,8 @@ class BridgePump:
         self._saved_at = -float("inf")
         self.submitted = 0
         self._wake = asyncio.Event()
-        self._decoded: dict[int, Envelope | Rejection] = {}
+        self._decoded: OrderedDict[int, Envelope | Rejection] = OrderedDict()
+        self._saving: asyncio.Task[None] | None = None
 
     def committed(self, envelope: Envelope, result: AppendResult) -> None:
         """A ``Hub.commit_sinks`` entry: a record was committed, bridge it soon.
@@ -99,8 +106,8 @@ class BridgePump:
         """
         decoded = self._decoded
         decoded[result.record.seq] = envelope
-        if len(decoded) > _DECODED_MAX:
-            del decoded[next(iter(decoded))]
+        if len(decoded) > _DECODED_MAX:  # the oldest goes, in O(1) (a plain dict's
+            decoded.popitem(last=False)  # next(iter()) rescans every slot deleted before)
         self._wake.set()
 
     def health_changed(self, change: HealthChange) -> None:
@@ -125,12 +132,19 @@ class BridgePump:
 
     async def run(self) -> None:
         """Bridge every record after the cursor, then wait for a wake-up; until cancelled."""
+        try:
+            await self._run()
+        finally:
+            if self._saving is not None:
+                self._saving.cancel()
+
+    async def _run(self) -> None:
         while True:
             self._wake.clear()
             try:
                 bridged = await self._bridge_page()
                 if self.cursor != self._saved and self._save_due() <= 0:
-                    await self._save_cursor()
+                    self._save_soon()
             except Exception:  # the store failed: keep the cursor, try again shortly
                 log.exception("ingest bridge page failed", extra={"cursor": self.cursor})
                 await asyncio.sleep(1.0)
@@ -143,6 +157,10 @@ class BridgePump:
         if self.cursor == self._saved:
             await self._wake.wait()
             return
+        saving = self._saving
+        if saving is not None and not saving.done():
+            await saving
+            return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), max(self._save_due(), 0.0))
             return
@@ -151,6 +169,25 @@ class BridgePump:
     def _save_due(self) -> float:
         """Seconds until the cursor may be written again."""
         return self._saved_at + self.cursor_interval_s - time.monotonic()
+
+    def _save_soon(self) -> None:
+        """Write the cursor in the background: bridging goes on while the commit waits.
+
+        Under load a commit takes as long as the writer's whole batch (100 ms and
+        more); awaiting it here let the pump fall behind by that much each time.
+        At most one write is in flight; a failed one is logged and retried when
+        due again.
+        """
+        if self._saving is not None and not self._saving.done():
+            return
+        self._saving = asyncio.create_task(self._save_logged(), name="bridge-cursor")
+
+    async def _save_logged(self) -> None:
+        try:
+            await self._save_cursor()
+        except Exception:  # the store failed: the next save retries
+            log.exception("cannot save the bridge cursor", extra={"cursor": self.cursor})
+            self._saved_at = time.monotonic()
 
     async def _save_cursor(self) -> None:
         cursor = self.cursor

@@ -23,7 +23,7 @@ from typing import Any, TypeAlias
 from msgspec.structs import astuple
 
 from tradewire.errors import StoreError
-from tradewire.store import AppendResult, Projector, Record, StoredRecord
+from tradewire.store import AppendResult, Projector, Record, StoredRecord, execute_values
 
 __all__ = [
     "INSERT",
@@ -45,10 +45,10 @@ log = logging.getLogger("tradewire.store")
 
 # Portable SQL (SQLite >= 3.24 and PostgreSQL): no INSERT OR IGNORE, no REPLACE.
 # Columns in the field order of Record, so msgspec's astuple() gives the parameters.
-INSERT = (
-    'INSERT INTO records (stream, "key", body, kind, created_at_ms, user_id) '
-    'VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (stream, "key") DO NOTHING'
-)
+_INSERT_HEAD = 'INSERT INTO records (stream, "key", body, kind, created_at_ms, user_id)'
+_INSERT_ROW = "(?, ?, ?, ?, ?, ?)"
+_INSERT_TAIL = 'ON CONFLICT (stream, "key") DO NOTHING'
+INSERT = f"{_INSERT_HEAD} VALUES {_INSERT_ROW} {_INSERT_TAIL}"
 _MAX_SEQ = "SELECT max(seq) FROM records"
 _INSERTED_SINCE = 'SELECT seq, stream, "key" FROM records WHERE seq > ?'
 SELECT_COLUMNS = 'SELECT seq, stream, "key", body, kind, created_at_ms, user_id FROM records'
@@ -325,7 +325,8 @@ class GroupCommitWriter:
         insert notices (the seqs are then not contiguous and are read back).
         """
         base = self._top if self._top is not None else _max_seq(conn)
-        inserted = conn.executemany(INSERT, map(astuple, fresh)).rowcount
+        rows = list(map(astuple, fresh))
+        inserted = execute_values(conn, _INSERT_HEAD, _INSERT_ROW, rows, _INSERT_TAIL)
         self._top = top = _max_seq(conn)
         stored = _stored_fast(fresh, base, inserted, top)
         if stored is None:
