@@ -7,7 +7,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.unit.test_envelope_seed import EXAMPLES
@@ -168,3 +168,21 @@ def test_generated_envelopes_round_trip(env: Envelope) -> None:
     assert decoded == env
     assert isinstance(decoded, Envelope)
     assert encode_envelope(decoded) == encoded
+
+
+offsets = st.integers(-23 * 60, 23 * 60).map(lambda m: dt.timezone(dt.timedelta(minutes=m)))
+
+
+@given(st.sampled_from(SEEDS), st.datetimes(timezones=st.none() | offsets), st.booleans())
+@example(SEEDS[0], dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=1))), False)
+@example(SEEDS[0], dt.datetime(9999, 12, 31, 23, tzinfo=dt.timezone(dt.timedelta(hours=-2))), True)
+def test_any_iso_timestamp_is_an_envelope_or_a_rejection(
+    seed: Any, when: dt.datetime, in_payload: bool
+) -> None:
+    """Offsets near year 1 or 9999 overflow when converted to UTC: a rejection, not a crash."""
+    message = json.loads(json.dumps(seed))
+    holder = message["payload"] if in_payload and "event_utc" in message["payload"] else message
+    holder["event_utc" if holder is not message else "timestamp"] = when.isoformat()
+    result = outcome(json.dumps(message))
+    if isinstance(result, Rejection):
+        assert result.field in ("timestamp", "payload.event_utc"), result
