@@ -164,7 +164,6 @@ class Hub:
         self._subscribers: set[Subscriber] = set()
         self._by_name: dict[tuple[str, str], Subscriber] = {}
         self.heartbeat_sinks: list[HeartbeatSink] = []
-        self.commit_sinks: list[Callable[[Envelope, AppendResult], None]] = []
         """Called with every newly stored (not duplicate) message and its append result."""
 
     def attach(self, sub: Subscriber) -> None:
@@ -216,9 +215,6 @@ class Hub:
         """Forward a newly committed message; how many clients it was queued for."""
         if result.refusal is not None:
             return 0
-        if not result.duplicate:
-            for commit_sink in self.commit_sinks:
-                commit_sink(envelope, result)
         owner = result.record.user_id
         if envelope.msg_type == "heartbeat":  # a resent heartbeat still proves life
             for sink in self.heartbeat_sinks:

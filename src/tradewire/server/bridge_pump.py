@@ -6,16 +6,21 @@ One task owns the pure :class:`~tradewire.bridge.IngestBridge`. It reads the
 ``ingest`` stream from the store after its *cursor* (the last seq bridged,
 kept in the store's meta as ``bridge.ingest_cursor``), translates each
 record, and hands the events to the delivery driver with
-``DeliveryDriver.submit``. The transports only *wake* it after a commit
-(``Hub.commit_sinks``), so live records and a replay after a restart take the
-same path. The cursor moves past a page only once every guaranteed
-(NORMAL / CRITICAL) event of that page is in the ``user_event`` stream
-(or after ``persist_timeout_s``, logged). The cursor is written to the meta
-at most every ``cursor_interval_s`` (each write is a commit of its own, so
-not once per page), and when the pump falls idle: a crash replays the
-records bridged since the last write, and the event ids, derived from the
-causes, make the replay notify nothing twice. INFORMATIONAL events
-are never stored (fire and forget), so a crash may lose those.
+``DeliveryDriver.submit``. The store *wakes* it after each commit that holds
+ingest records (``SqliteStore.commit_listeners``), handing over the
+envelopes the transports decoded, so live records and a replay after a
+restart take the same path and only a replay decodes what it reads. The
+listener is queued to the loop as the commit returns, so a page read right
+after a commit almost always finds its envelopes handed over (a miss costs
+a decode, nothing else). The cursor
+moves past a page only once every guaranteed (NORMAL / CRITICAL) event of
+that page is in the ``user_event`` stream (or after ``persist_timeout_s``,
+logged). The cursor is written to the meta at most every
+``cursor_interval_s`` (each write is a commit of its own, so not once per
+page), and when the pump falls idle: a crash replays the records bridged
+since the last write, and the event ids, derived from the causes, make the
+replay notify nothing twice. INFORMATIONAL events are never stored (fire and
+forget), so a crash may lose those.
 
 A data dir that has no cursor yet (first start with the bridge) starts at the
 current end of the ``ingest`` stream: history is not notified.
@@ -29,14 +34,14 @@ import datetime as dt
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Final
 
 from tradewire.bridge import IngestBridge, OrderInfo, RunEnded, RunInfo, RunSnapshot
 from tradewire.delivery.model import Event, Priority
 from tradewire.ingest.heartbeats import HealthChange
-from tradewire.ingest.projector import INGEST_STREAM
+from tradewire.ingest.projector import INGEST_STREAM, EnvelopeBody
 from tradewire.ingest.run_analytics import RunAnalyticsCache, load_fills, load_run_row
 from tradewire.store import AppendResult
 from tradewire.store.sqlite import SqliteStore
@@ -98,17 +103,25 @@ class BridgePump:
         self._decoded: OrderedDict[int, Envelope | Rejection] = OrderedDict()
         self._saving: asyncio.Task[None] | None = None
 
-    def committed(self, envelope: Envelope, result: AppendResult) -> None:
-        """A ``Hub.commit_sinks`` entry: a record was committed, bridge it soon.
+    def committed(self, results: Sequence[AppendResult]) -> None:
+        """A store commit listener: bridge the batch's new ingest records soon.
 
-        The decoded envelope is kept (bounded) so the pump need not decode the
-        body it reads back from the store again.
+        Their decoded envelopes are kept (bounded) so the pump need not decode
+        the bodies it reads back from the store again.
         """
         decoded = self._decoded
-        decoded[result.record.seq] = envelope
-        if len(decoded) > _DECODED_MAX:  # the oldest goes, in O(1) (a plain dict's
-            decoded.popitem(last=False)  # next(iter()) rescans every slot deleted before)
-        self._wake.set()
+        woken = False
+        for result in results:
+            record = result.record
+            if record.stream != INGEST_STREAM or result.duplicate or result.refusal is not None:
+                continue
+            woken = True
+            if isinstance(record.body, EnvelopeBody):
+                decoded[record.seq] = record.body.decoded
+                if len(decoded) > _DECODED_MAX:  # the oldest goes, in O(1) (a plain
+                    decoded.popitem(last=False)  # dict's next(iter()) rescans deletions)
+        if woken:
+            self._wake.set()
 
     def health_changed(self, change: HealthChange) -> None:
         """A ``HealthWatch.change_sinks`` entry: a source down becomes EVENT_ERROR."""
@@ -119,7 +132,8 @@ class BridgePump:
             self._submit(event)
 
     async def start(self) -> None:
-        """Read the cursor (first start: the current end of the ingest stream)."""
+        """Listen to the store's commits; read the cursor (first start: the end of ingest)."""
+        self.store.commit_listeners.append(self.committed)
         stored = await self.store.get_meta(CURSOR_META)
         if stored is not None:
             self.cursor = self._saved = int(stored)

@@ -225,7 +225,6 @@ class Gateway:
             live=self.delivery.sessions.is_active,  # INFORMATIONAL needs a live session
         )
         await self.bridge.start()
-        self.ingest_hub.commit_sinks.append(self.bridge.committed)
         self.ingest_health.change_sinks.append(self.bridge.health_changed)
 
     def _projectors(self) -> list[Projector]:

@@ -60,6 +60,7 @@ Callers live on the asyncio loop; SQLite work lives on threads.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -87,6 +88,8 @@ from tradewire.store._group_commit import (
     row_to_stored,
 )
 from tradewire.store.migrations import sqlite_url, upgrade_schema
+
+log = logging.getLogger("tradewire.store")
 
 __all__ = ["DB_FILENAME", "MEMORY_PRAGMAS", "SqliteStore", "open_store"]
 
@@ -168,6 +171,10 @@ class SqliteStore:
         self._local = threading.local()
         self._read_conns: list[sqlite3.Connection] = []
         self._read_conns_lock = threading.Lock()
+        # Called on the loop with each committed batch's results, before its callers
+        # resume (queued as the commit returns, so normally before the rows of a
+        # read that saw the commit come back).
+        self.commit_listeners: list[Callable[[Sequence[AppendResult]], None]] = []
 
     # -- introspection -----------------------------------------------------
 
@@ -346,6 +353,11 @@ class SqliteStore:
                 if not future.done():
                     future.set_exception(batch_error(outcome, taken))
         else:
+            for listener in self.commit_listeners:
+                try:
+                    listener(outcome)
+                except Exception:  # a listener's bug must not strand the appenders
+                    log.exception("commit listener failed")
             start = 0
             for records, future in batch:
                 end = start + len(records)
