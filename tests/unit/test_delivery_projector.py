@@ -4,11 +4,14 @@ The writer hands the projector whole batches (one ``executemany`` per run of
 records of one kind); ``tradewire rebuild`` replays plain stored bytes. Both
 must leave the same ``deliveries`` and ``delivery_attempts`` rows as
 projecting every record alone, for any interleaving of events, attempts and
-settles.
+settles; and attempt/settle records that carry their event's seq (written
+since revision 0007) must project like those that do not (older logs, late
+results), whose event the projector looks up.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sqlite3
 import tempfile
@@ -42,15 +45,23 @@ def _event(n: int) -> Event:
     )
 
 
-def _records(plan: list[tuple[str, int]]) -> list[Record]:
-    """Records in log order: the event first, then its attempts and settle in plan order."""
+def _records(plan: list[tuple[str, int, bool]]) -> list[Record]:
+    """Records in log order: the event first, then its attempts and settle in plan order.
+
+    The third item of a step says whether its record carries the event's seq
+    (the records get seqs 1, 2, ... in this order, see ``_stored``).
+    """
     out: list[Record] = []
     attempts: dict[int, int] = {}
-    for what, n in plan:
+    seqs: dict[int, int] = {}
+    settled: set[int] = set()
+    for what, n, with_seq in plan:
         event = _event(n)
         if n not in attempts:
             attempts[n] = 0
+            seqs[n] = len(out) + 1
             out.append(user_event_record(event, 5_000 + len(out)))
+        seq = seqs[n] if with_seq else None
         if what == "attempt":
             attempts[n] += 1
             row = RecordAttempt(
@@ -61,10 +72,11 @@ def _records(plan: list[tuple[str, int]]) -> list[Record]:
                 "429",
                 6_000 + len(out),
             )
-            out.append(attempt_record(row, event.user_id))
-        elif what == "settle":
+            out.append(attempt_record(row, event.user_id, seq))
+        elif what == "settle" and n not in settled:  # one per event (its key is unique)
+            settled.add(n)
             final = Settle(event, DeliveryState.DELIVERED, ChannelType.WEB, None, 7_000 + len(out))
-            out.append(settle_record(final))
+            out.append(settle_record(final, seq))
     return out
 
 
@@ -83,6 +95,13 @@ def _stored(records: list[Record], *, plain: bool) -> list[StoredRecord]:
     ]
 
 
+_DELIVERY_COLUMNS = (
+    "event_id, user_id, event_type, priority, state, delivered_via, attempts, reason,"
+    " accepted_at_ms, updated_at_ms, seq"
+)
+_ATTEMPT_COLUMNS = "seq, delivery_seq, event_id, attempt, channel, outcome, error, at_ms"
+
+
 @functools.cache
 def _template() -> bytes:
     """An empty database at the newest schema (migrating once, not per example)."""
@@ -96,6 +115,14 @@ def _tables(path: Path, records: list[StoredRecord], *, batched: bool) -> list[l
     path.write_bytes(_template())
     conn = sqlite3.connect(path, isolation_level=None)
     try:
+        conn.executemany(  # as the writer does before projecting (the projector looks events up)
+            'INSERT INTO records (seq, stream, "key", body, kind, created_at_ms, user_id)'
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (r.seq, r.stream, r.key, bytes(r.body), r.kind, r.created_at_ms, r.user_id)
+                for r in records
+            ],
+        )
         projector = DeliveryProjector()
         if batched:
             assert projector.apply_batch(conn, records) is None
@@ -103,15 +130,20 @@ def _tables(path: Path, records: list[StoredRecord], *, batched: bool) -> list[l
             for record in records:
                 assert projector.apply(conn, record) is None
         return [
-            conn.execute("SELECT * FROM deliveries ORDER BY event_id").fetchall(),
-            conn.execute("SELECT * FROM delivery_attempts ORDER BY seq").fetchall(),
+            conn.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries ORDER BY event_id"
+            ).fetchall(),
+            conn.execute(
+                f"SELECT {_ATTEMPT_COLUMNS} FROM delivery_attempts ORDER BY seq"
+            ).fetchall(),
         ]
     finally:
         conn.close()
 
 
 _PLANS = st.lists(
-    st.tuples(st.sampled_from(["event", "attempt", "settle"]), st.integers(0, 6)), max_size=30
+    st.tuples(st.sampled_from(["event", "attempt", "settle"]), st.integers(0, 6), st.booleans()),
+    max_size=30,
 )
 
 
@@ -120,17 +152,21 @@ _PLANS = st.lists(
 )
 @given(plan=_PLANS)
 def test_batched_and_replayed_projection_equal_one_record_at_a_time(
-    tmp_path_factory: object, plan: list[tuple[str, int]]
+    tmp_path_factory: object, plan: list[tuple[str, int, bool]]
 ) -> None:
     base = Path(tmp_path_factory.mktemp("proj"))  # type: ignore[attr-defined]
     records = _records(plan)
     one_by_one = _tables(base / "a.db", _stored(records, plain=False), batched=False)
     assert _tables(base / "b.db", _stored(records, plain=False), batched=True) == one_by_one
     assert _tables(base / "c.db", _stored(records, plain=True), batched=True) == one_by_one
+    legacy = _records([(what, n, False) for what, n, _ in plan])  # no record carries a seq
+    assert _tables(base / "d.db", _stored(legacy, plain=True), batched=True) == one_by_one
 
 
 def test_a_settled_event_with_attempts(tmp_path: Path) -> None:
-    records = _records([("attempt", 1), ("attempt", 1), ("event", 2), ("settle", 1)])
+    records = _records(
+        [("attempt", 1, True), ("attempt", 1, False), ("event", 2, True), ("settle", 1, True)]
+    )
     assert isinstance(records[0].body, EventFrame)
     deliveries, attempts = _tables(tmp_path / "t.db", _stored(records, plain=True), batched=True)
     by_id = {row[0]: row for row in deliveries}
@@ -145,7 +181,23 @@ def test_a_settled_event_with_attempts(tmp_path: Path) -> None:
         "delivered_via": int(ChannelType.WEB),
     }
     assert by_id["e-2"][4] == "pending"
-    assert [(a[1], a[2], a[4]) for a in attempts] == [
-        ("e-1", 1, "retryable"),
-        ("e-1", 2, "retryable"),
+    assert by_id["e-1"][6] == 2  # both attempts counted
+    assert [(a[1], a[2], a[3], a[5]) for a in attempts] == [
+        (1, "e-1", 1, "retryable"),  # delivery_seq: the seq of e-1's record
+        (1, "e-1", 2, "retryable"),
     ]
+
+
+def test_attempt_and_settle_keys_append_and_never_meet_the_older_form() -> None:
+    event = _event(1)
+    row = RecordAttempt(event.event_id, ChannelType.WEB, 1, AttemptOutcome.ACKED, None, 9)
+    final = Settle(event, DeliveryState.DELIVERED, ChannelType.WEB, None, 9)
+    assert attempt_record(row, None).key == f"e-1/1/{int(ChannelType.WEB)}/acked"
+    assert settle_record(final).key == "e-1/final"
+    assert attempt_record(row, None, 42).key == f"000000000042:1:{int(ChannelType.WEB)}:acked"
+    assert settle_record(final, 42).key == "000000000042:final"
+    keys = [settle_record(final, seq).key for seq in (9, 10, 99, 100, 12345)]
+    assert keys == sorted(keys)  # zero-padded: later events sort last, their inserts append
+    digits = dataclasses.replace(_event(0), event_id="000000000042")
+    older = Settle(digits, DeliveryState.DELIVERED, None, None, 9)
+    assert settle_record(older).key != settle_record(final, 42).key

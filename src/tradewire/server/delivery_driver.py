@@ -204,6 +204,9 @@ class DeliveryDriver:
         self._channel_tasks: set[asyncio.Task[None]] = set()
         self._held_attempts: list[Persist | RecordAttempt | Settle] = []
         self._frames: dict[str, bytes] = {}  # received frames of events to persist this turn
+        # event_id -> seq of its stored record, for the unsettled events: their attempt and
+        # settle records carry it (keys that append; see delivery_store)
+        self._event_seqs: dict[str, int] = {}
         self._activity: dict[tuple[str, ChannelType], int] = {}
         self._router_sent = False  # a frame went out on the shadow since the last re-arm
         # tradewire_deliveries_settled{priority="INFORMATIONAL"}, by final state
@@ -256,6 +259,9 @@ class DeliveryDriver:
         while rows := await self.store.query(RESTORE_SQL, (after, recent, 2000)):
             stored = [stored_delivery(row[:6]) for row in rows]
             after = int(rows[-1][6])
+            for delivery, row in zip(stored, rows, strict=True):
+                if delivery.state is DeliveryState.PERSISTED:
+                    self._event_seqs[delivery.event.event_id] = int(row[6])
             actions = self.engine.restore(stored, self.clock())
             await self._carry_out(actions)
         log.info("delivery restored", extra={"pending": self.engine.pending_count()})
@@ -500,7 +506,10 @@ class DeliveryDriver:
         rows = await self.store.query(RESTORE_ONE_SQL, (event_id,))
         if not rows:  # stored but not projected yet: cannot happen within one writer
             return self.engine.persisted(event_id, now)
-        return self.engine.already_stored(stored_delivery(rows[0]), now)
+        stored = stored_delivery(rows[0][:6])
+        if stored.state is not DeliveryState.PERSISTED:  # finished: no more records of it
+            self._event_seqs.pop(event_id, None)
+        return self.engine.already_stored(stored, now)
 
     async def _write(
         self, writes: list[Persist | RecordAttempt | Settle]
@@ -515,6 +524,7 @@ class DeliveryDriver:
         records: list[Record] = []
         persist_slots: list[tuple[int, str]] = []
         settled: Counter[tuple[Priority, DeliveryState]] = Counter()
+        ended: set[str] = set()
         now = self.clock()
         for action in writes:
             if isinstance(action, Persist):
@@ -524,12 +534,18 @@ class DeliveryDriver:
             elif isinstance(action, Settle):
                 settled[action.event.priority, action.state] += 1
                 if action.event.event_id not in fast:
-                    records.append(settle_record(action))
+                    ended.add(action.event.event_id)
+                    seq = self._event_seqs.pop(action.event.event_id, None)
+                    records.append(settle_record(action, seq))
             elif action.event_id not in fast:
-                records.append(attempt_record(action, None))
+                seq = self._event_seqs.get(action.event_id)
+                records.append(attempt_record(action, None, seq))
         for (priority, state), count in settled.items():  # one labels() per kind, not per event
             self.metrics.deliveries.labels(priority=priority.name, state=state.value).inc(count)
         results = await self.store.append_many(records) if records else []
+        for slot, event_id in persist_slots:
+            if event_id not in ended:  # (settled in the very turn it was persisted)
+                self._event_seqs[event_id] = results[slot].record.seq
         fresh = [eid for slot, eid in persist_slots if not results[slot].duplicate]
         known = [eid for slot, eid in persist_slots if results[slot].duplicate]
         return fresh, known

@@ -8,6 +8,16 @@ and the final outcome are appended to the ``delivery`` stream. The
 transactions: ``deliveries`` (one row per event: state, attempts, channel
 that delivered) and ``delivery_attempts`` (the attempt log). After a restart
 the unfinished rows, with their frames, rebuild the engine's state.
+
+Everything is keyed so that the writer's inserts append: a delivery by the
+seq of its event's record (records' ``(stream, key)`` index answers
+event_id -> seq), an attempt row by its own seq and its delivery's seq. An
+attempt or settle record written when the driver knows the event's seq
+carries it, in its body and at the head of its key (zero-padded, so its
+records index entry appends too); one written without it (an older log, a
+late channel result) keeps the event_id key, and the projector looks the
+seq up. The two key forms never collide: the new one ends in
+``:<outcome>``/``:final``, the old one in ``/<outcome>``/``/final``.
 """
 
 from __future__ import annotations
@@ -54,21 +64,23 @@ PENDING = "pending"
 """``deliveries.state`` of an event that has not settled yet."""
 
 
-class _AttemptBody(msgspec.Struct, array_like=True):
+class _AttemptBody(msgspec.Struct, array_like=True, omit_defaults=True):
     event_id: str
     attempt: int
     channel: int
     outcome: str
     error: str | None
     at_ms: int
+    event_seq: int | None = None  # absent from records written before 0007
 
 
-class _SettleBody(msgspec.Struct, array_like=True):
+class _SettleBody(msgspec.Struct, array_like=True, omit_defaults=True):
     event_id: str
     state: str
     delivered_via: int | None
     reason: str | None
     at_ms: int
+    event_seq: int | None = None
 
 
 _attempt_decoder = msgspec.json.Decoder(_AttemptBody)
@@ -129,14 +141,35 @@ def user_event_record(event: Event, now_ms: int, frame: bytes | None = None) -> 
     )
 
 
-def attempt_record(row: RecordAttempt, user_id: str | None) -> Record:
-    """The record of one attempt (idempotent per event, attempt, channel and outcome)."""
+def _event_key(event_id: str, event_seq: int | None, tail: str) -> str:
+    """``<seq, 12 digits>:<tail>`` when the event's seq is known, else ``<event_id>/<tail>``.
+
+    ``tail`` is written with ``:`` between its parts; the older form uses ``/``.
+    """
+    if event_seq is None:
+        return f"{event_id}/{tail.replace(':', '/')}"
+    return f"{event_seq:012d}:{tail}"
+
+
+def attempt_record(row: RecordAttempt, user_id: str | None, event_seq: int | None = None) -> Record:
+    """The record of one attempt (idempotent per event, attempt, channel and outcome).
+
+    ``event_seq`` is the seq of the event's ``user_event`` record, when known.
+    """
     body = _AttemptBody(
-        row.event_id, row.attempt, int(row.channel), row.outcome.value, row.error, row.at_ms
+        row.event_id,
+        row.attempt,
+        int(row.channel),
+        row.outcome.value,
+        row.error,
+        row.at_ms,
+        event_seq,
     )
     return Record(
         stream=DELIVERY_STREAM,
-        key=f"{row.event_id}/{row.attempt}/{int(row.channel)}/{row.outcome.value}",
+        key=_event_key(
+            row.event_id, event_seq, f"{row.attempt}:{int(row.channel)}:{row.outcome.value}"
+        ),
         body=_encoder.encode(body),
         kind="attempt",
         created_at_ms=row.at_ms,
@@ -144,13 +177,14 @@ def attempt_record(row: RecordAttempt, user_id: str | None) -> Record:
     )
 
 
-def settle_record(action: Settle) -> Record:
-    """The record of an event's final state (one per event)."""
+def settle_record(action: Settle, event_seq: int | None = None) -> Record:
+    """The record of an event's final state (one per event; ``event_seq`` as for attempts)."""
     via = int(action.delivered_via) if action.delivered_via is not None else None
-    body = _SettleBody(action.event.event_id, action.state.value, via, action.reason, action.at_ms)
+    event_id = action.event.event_id
+    body = _SettleBody(event_id, action.state.value, via, action.reason, action.at_ms, event_seq)
     return Record(
         stream=DELIVERY_STREAM,
-        key=f"{action.event.event_id}/final",
+        key=_event_key(event_id, event_seq, "final"),
         body=_encoder.encode(body),
         kind="settle",
         created_at_ms=action.at_ms,
@@ -161,20 +195,23 @@ def settle_record(action: Settle) -> Record:
 _INSERT_DELIVERY = (
     "INSERT INTO deliveries (event_id, user_id, event_type, priority, state, delivered_via,"
     " attempts, reason, accepted_at_ms, updated_at_ms, seq)"
-    " VALUES (?, ?, ?, ?, ?, NULL, 0, NULL, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"
+    " VALUES (?, ?, ?, ?, ?, NULL, 0, NULL, ?, ?, ?) ON CONFLICT (seq) DO NOTHING"
 )
 _INSERT_ATTEMPT = (
-    "INSERT INTO delivery_attempts (seq, event_id, attempt, channel, outcome, error, at_ms)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO delivery_attempts"
+    " (seq, delivery_seq, event_id, attempt, channel, outcome, error, at_ms)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _COUNT_ATTEMPT = (
     "UPDATE deliveries SET attempts = CASE WHEN attempts < ? THEN ? ELSE attempts END,"
-    " updated_at_ms = ? WHERE event_id = ?"
+    " updated_at_ms = ? WHERE seq = ?"
 )
 _SETTLE = (
     "UPDATE deliveries SET state = ?, delivered_via = ?, reason = ?, updated_at_ms = ?"
-    " WHERE event_id = ?"
+    " WHERE seq = ?"
 )
+_EVENT_SEQ = "SELECT seq FROM records WHERE stream = 'user_event' AND \"key\" = ?"
+"""The seq of an event's record (and so of its delivery), by event_id."""
 
 
 _EVENT = "event"
@@ -203,6 +240,14 @@ def _decoded_event(body: bytes, key: str = "") -> Event:
         where = f" {key}" if key else ""
         raise ValueError(f"stored user_event{where} does not decode: {wire}")
     return domain_event(wire)
+
+
+def _event_seq(db: SqlExecutor, event_id: str, known: int | None) -> int | None:
+    """The seq of the event's delivery: from the record's body, else looked up."""
+    if known is not None:
+        return known
+    row = db.execute(_EVENT_SEQ, (event_id,)).fetchone()
+    return int(row[0]) if row is not None else None
 
 
 def _flush(
@@ -246,13 +291,15 @@ class DeliveryProjector:
                 rows.append(_delivery_row(record))
             elif kind == "attempt":
                 a = _attempt_decoder.decode(record.body)
+                seq = _event_seq(db, a.event_id, a.event_seq)
                 rows.append(
-                    (record.seq, a.event_id, a.attempt, a.channel, a.outcome, a.error, a.at_ms)
+                    (record.seq, seq, a.event_id, a.attempt, a.channel, a.outcome, a.error, a.at_ms)
                 )
-                counts.append((a.attempt, a.attempt, a.at_ms, a.event_id))
+                counts.append((a.attempt, a.attempt, a.at_ms, seq))
             elif kind == "settle":
                 f = _settle_decoder.decode(record.body)
-                rows.append((f.state, f.delivered_via, f.reason, f.at_ms, f.event_id))
+                seq = _event_seq(db, f.event_id, f.event_seq)
+                rows.append((f.state, f.delivered_via, f.reason, f.at_ms, seq))
         _flush(db, statement, rows, counts)
         return None
 
@@ -263,15 +310,15 @@ class DeliveryProjector:
 
 
 RESTORE_ONE_SQL = (
-    "SELECT r.body, d.state, d.accepted_at_ms, d.attempts, d.delivered_via, d.reason"
-    " FROM deliveries d JOIN records r ON r.stream = 'user_event' AND r.\"key\" = d.event_id"
-    " WHERE d.event_id = ?"
+    "SELECT r.body, d.state, d.accepted_at_ms, d.attempts, d.delivered_via, d.reason, d.seq"
+    " FROM records r JOIN deliveries d ON d.seq = r.seq"
+    " WHERE r.stream = 'user_event' AND r.\"key\" = ?"
 )
-"""One event as :func:`stored_delivery` reads it."""
+"""One event as :func:`stored_delivery` reads it (its first six columns), and its seq."""
 
 RESTORE_SQL = (
     "SELECT r.body, d.state, d.accepted_at_ms, d.attempts, d.delivered_via, d.reason, d.seq"
-    " FROM deliveries d JOIN records r ON r.stream = 'user_event' AND r.\"key\" = d.event_id"
+    " FROM deliveries d JOIN records r ON r.seq = d.seq"
     " WHERE d.seq > ? AND (d.state = 'pending' OR d.seq > ?) ORDER BY d.seq LIMIT ?"
 )
 
@@ -295,7 +342,7 @@ _EVENT_SQL = (
 )
 _ATTEMPTS_SQL = (
     "SELECT attempt, channel, outcome, error, at_ms FROM delivery_attempts"
-    " WHERE event_id = ? ORDER BY seq"
+    " WHERE delivery_seq = ? ORDER BY seq"
 )
 
 
@@ -326,7 +373,7 @@ def _event_doc(row: Sequence[Any]) -> dict[str, Any]:
 
 async def event_history(store: Any, event_id: str) -> dict[str, Any] | None:
     """One event's delivery status and every attempt, or ``None`` if unknown."""
-    rows = await store.query(_EVENT_SQL + " WHERE event_id = ?", (event_id,))
+    rows = await store.query(f"{_EVENT_SQL} WHERE seq = ({_EVENT_SEQ})", (event_id,))
     if not rows:
         return None
     doc = _event_doc(rows[0])
@@ -338,7 +385,7 @@ async def event_history(store: Any, event_id: str) -> dict[str, Any] | None:
             "error": error,
             "at_ms": at,
         }
-        for a, ch, outcome, error, at in await store.query(_ATTEMPTS_SQL, (event_id,))
+        for a, ch, outcome, error, at in await store.query(_ATTEMPTS_SQL, (doc["cursor"],))
     ]
     return doc
 

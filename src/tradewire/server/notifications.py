@@ -252,7 +252,9 @@ class TelegramLink:
         """The Acknowledge button: ack the event if it belongs to the chat's user."""
         user_id = await self.directory.user_of_chat(press.chat_id)
         rows = await self.store.query(
-            "SELECT user_id FROM deliveries WHERE event_id = ?", (press.event_id,)
+            "SELECT d.user_id FROM records r JOIN deliveries d ON d.seq = r.seq"
+            " WHERE r.stream = 'user_event' AND r.\"key\" = ?",
+            (press.event_id,),
         )
         if user_id is None or not rows or rows[0][0] != user_id:
             return "Unknown event"
