@@ -6,10 +6,19 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from tests.integration.gateway_proc import run_cli, running_gateway
+from tests.integration.gateway_proc import GatewayProcess, run_cli, running_gateway
 from tests.integration.test_ingest_endpoints import query
 from tests.integration.userevents import container, make_event, session
-from tradewire.wire import AckStatus, EventAck
+from tradewire.wire import AckStatus, EventAck, UserEvent
+
+
+async def _deliver_to_kim(gw: GatewayProcess, event: UserEvent) -> None:
+    """Send ``event`` to kim's live session, ack it there, wait for DELIVERED."""
+    async with container(gw) as c, session(gw, "kim") as s:
+        await c.send(event)
+        assert (await s.next())["msg_id"] == event.event_id
+        await s.ack(event.event_id)
+        await c.acks_until(event.event_id, AckStatus.DELIVERED)
 
 
 async def test_queued_events_survive_sigkill_and_duplicates_keep_their_status(
@@ -18,11 +27,7 @@ async def test_queued_events_survive_sigkill_and_duplicates_keep_their_status(
     data = tmp_path / "data"
     delivered, pending = make_event("kim"), [make_event("kim") for _ in range(3)]
     with running_gateway(data) as gw:
-        async with container(gw) as c, session(gw, "kim") as s:
-            await c.send(delivered)
-            assert (await s.next())["msg_id"] == delivered.event_id
-            await s.ack(delivered.event_id)
-            await c.acks_until(delivered.event_id, AckStatus.DELIVERED)
+        await _deliver_to_kim(gw, delivered)
         async with container(gw) as c:
             for event in pending:
                 await c.send(event)
@@ -52,11 +57,7 @@ async def test_rebuild_replays_deliveries_and_attempts_into_the_same_rows(tmp_pa
     data = tmp_path / "data"
     delivered, pending = make_event("kim"), make_event("kim")
     with running_gateway(data) as gw:
-        async with container(gw) as c, session(gw, "kim") as s:
-            await c.send(delivered)
-            assert (await s.next())["msg_id"] == delivered.event_id
-            await s.ack(delivered.event_id)
-            await c.acks_until(delivered.event_id, AckStatus.DELIVERED)
+        await _deliver_to_kim(gw, delivered)
         async with container(gw) as c:
             await c.send(pending)
             await c.acks_until(pending.event_id, AckStatus.QUEUED)

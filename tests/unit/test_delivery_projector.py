@@ -19,6 +19,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from tradewire.delivery import ChannelType, DeliveryState, Event, Priority, RecordAttempt, Settle
 from tradewire.delivery.actions import AttemptOutcome
@@ -82,15 +83,7 @@ def _records(plan: list[tuple[str, int, bool]]) -> list[Record]:
 
 def _stored(records: list[Record], *, plain: bool) -> list[StoredRecord]:
     return [
-        StoredRecord(
-            seq=seq,
-            stream=r.stream,
-            key=r.key,
-            body=bytes(r.body) if plain else r.body,
-            kind=r.kind,
-            created_at_ms=r.created_at_ms,
-            user_id=r.user_id,
-        )
+        (replace(r, body=bytes(r.body)) if plain else r).stored(seq)
         for seq, r in enumerate(records, start=1)
     ]
 

@@ -62,18 +62,7 @@ def _records(rows: list[tuple[str, str | None, float | None]]) -> list[StoredRec
     for n, (order_id, status, price) in enumerate(rows):
         accepted = admit(_order(n, order_id, status, price), "alice", 1)
         assert isinstance(accepted, Accepted)
-        record = accepted.record
-        out.append(
-            StoredRecord(
-                seq=n + 1,
-                stream=record.stream,
-                key=record.key,
-                body=record.body,
-                kind=record.kind,
-                created_at_ms=record.created_at_ms,
-                user_id=record.user_id,
-            )
-        )
+        out.append(accepted.record.stored(n + 1))
     return out
 
 

@@ -97,6 +97,18 @@ class Record(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     created_at_ms: int
     user_id: str | None = None
 
+    def stored(self, seq: int) -> StoredRecord:
+        """The record as stored at ``seq`` (the inverse of :meth:`StoredRecord.to_record`)."""
+        return StoredRecord(
+            seq=seq,
+            stream=self.stream,
+            key=self.key,
+            body=self.body,
+            kind=self.kind,
+            created_at_ms=self.created_at_ms,
+            user_id=self.user_id,
+        )
+
 
 class StoredRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A committed record: the fields of :class:`Record` plus its ``seq``."""

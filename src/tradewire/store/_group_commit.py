@@ -73,18 +73,6 @@ def row_to_stored(row: Sequence[Any]) -> StoredRecord:
     )
 
 
-def _stored(record: Record, seq: int) -> StoredRecord:
-    return StoredRecord(
-        seq=seq,
-        stream=record.stream,
-        key=record.key,
-        body=record.body,
-        kind=record.kind,
-        created_at_ms=record.created_at_ms,
-        user_id=record.user_id,
-    )
-
-
 def _max_seq(conn: sqlite3.Connection) -> int:
     value = conn.execute(_MAX_SEQ).fetchone()[0]
     return int(value) if value is not None else 0
@@ -358,13 +346,13 @@ class GroupCommitWriter:
             conn.execute("RELEASE record")
             row = conn.execute(_SELECT_ONE, (record.stream, record.key)).fetchone()
             return AppendResult(row_to_stored(row), True)
-        stored = _stored(record, int(cursor.lastrowid or 0))
+        stored = record.stored(int(cursor.lastrowid or 0))
         for projector in self._projectors.get(record.stream, ()):
             refusal = projector.apply(conn, stored)
             if refusal is not None:
                 conn.execute("ROLLBACK TO record")
                 conn.execute("RELEASE record")
-                return AppendResult(_stored(record, 0), False, refusal)
+                return AppendResult(record.stored(0), False, refusal)
         conn.execute("RELEASE record")
         return AppendResult(stored, False)
 
@@ -399,7 +387,7 @@ def _stored_fast(
     """
     if inserted != len(fresh) or top != base + inserted:
         return None
-    return [(_stored(record, base + 1 + i), False) for i, record in enumerate(fresh)]
+    return [(record.stored(base + 1 + i), False) for i, record in enumerate(fresh)]
 
 
 def _stored_slow(
@@ -411,7 +399,7 @@ def _stored_slow(
     for record in fresh:
         seq = new.get((record.stream, record.key))
         if seq is not None:
-            out.append((_stored(record, seq), False))
+            out.append((record.stored(seq), False))
         else:
             row = conn.execute(_SELECT_ONE, (record.stream, record.key)).fetchone()
             out.append((row_to_stored(row), True))
