@@ -62,6 +62,8 @@ __all__ = [
 
 log = logging.getLogger("tradewire.sdk.connector")
 
+DEFAULT_WINDOW: Final = 1024
+"""Unacknowledged messages a :class:`Connector` keeps in flight unless told otherwise."""
 FRAMES_PER_SEND: Final = 256
 """At most this many queued messages go out as one JSON-array frame."""
 RETRYABLE: Final = frozenset({"STORE_UNAVAILABLE"})
@@ -266,7 +268,7 @@ class Connector:
         key: str,
         *,
         source: str = "tradewire-connector",
-        window: int = 1024,
+        window: int = DEFAULT_WINDOW,
         heartbeat_s: float | None = None,
         batch: bool = True,
         on_message: Callable[[str], None] | None = None,
