@@ -7,10 +7,14 @@ The gateway hands every committed ``ingest`` record, in ``seq`` order, to
 event needs: a :class:`~tradewire.analytics.TradeBook` (for position events),
 the orders seen (for the symbol and side of a fill that omits them, and to
 tell a new order from an update) and the execution ids applied (a fill
-resent under a new ``msg_id`` is applied once). A run it has not seen since
-start must first be loaded with :meth:`IngestBridge.load_run` from the
-projections *as they were before* that record (:meth:`unknown_run` says
-which), so a replay after a restart rebuilds the exact same state.
+resent under a new ``msg_id`` is applied once). An order is kept as its wire
+record until an event or a fill reads it, and only then becomes an
+:class:`~tradewire.bridge.events.OrderInfo` (decimals, normalized fields),
+the same one it would have been at once: most order records notify nobody.
+A run it has not seen since start must first be loaded with
+:meth:`IngestBridge.load_run` from the projections *as they were before*
+that record (:meth:`unknown_run` says which, or :meth:`translate_loaded`
+declines), so a replay after a restart rebuilds the exact same state.
 
 A run that ends is returned as :class:`RunEnded`: the caller computes the
 run's metrics with the same code as ``GET /api/runs/{id}/metrics`` and asks
@@ -60,7 +64,7 @@ from tradewire.wire.ingest_payloads import (
     Execution,
     Order,
     StrategyEvent,
-    WireModel,
+    Timestamp,
 )
 from tradewire.wire.payloads import OrderEventPayload
 
@@ -82,6 +86,7 @@ _STATUS_EVENTS: Final = {
     "EXPIRED": EventType.ORDER_EXPIRED,
 }
 _UUID_LEN: Final = 36
+_PLACED: Final = EventType.ORDER_PLACED
 
 
 def base_order_id(order_id: str) -> str:
@@ -133,7 +138,7 @@ class _Run:
         self.book = TradeBook.rebuild(snapshot.fills)
         self.fills = {f.execution_id for f in snapshot.fills}
         self.next_seq = len(snapshot.fills)
-        self.orders: dict[str, OrderInfo] = {}
+        self.orders: dict[str, OrderInfo | Order] = {}
         for order_id, info in snapshot.orders.items():
             self.orders[order_id] = self.orders[base_order_id(order_id)] = info
         self.exchange = snapshot.exchange
@@ -183,85 +188,102 @@ class IngestBridge:
         INFORMATIONAL events, which delivery would drop anyway; the state
         (orders, positions) is updated all the same.
         """
-        self.rules = self._all_rules if informational else self._quiet_rules
-        out = Translation()
+        out = self.translate_loaded(seq, user_id, envelope, informational=informational)
+        if out is None:
+            self.rules = self._all_rules if informational else self._quiet_rules
+            run_id = self.unknown_run(envelope)
+            raise KeyError(f"run {run_id!r} is not loaded: call load_run first")
+        return out
+
+    def translate_loaded(
+        self, seq: int, user_id: str | None, envelope: Envelope, *, informational: bool = True
+    ) -> Translation | None:
+        """:meth:`translate`, or ``None`` (nothing done) when :meth:`unknown_run` must be loaded.
+
+        One call where the caller would ask :meth:`unknown_run`, then translate:
+        the pump's common case (the run loaded) costs one run lookup.
+        """
         payload = envelope.payload
-        if user_id is None:
-            return out
-        if isinstance(payload, LogRecord):
-            out.events += self._log(user_id, envelope, payload)
-        elif isinstance(payload, IngestEvent):
+        if user_id is not None and isinstance(payload, IngestEvent):
             run = self._runs.get(payload.run_id)
             if run is None:
-                raise KeyError(f"run {payload.run_id!r} is not loaded: call load_run first")
+                return None
+            self.rules = self._all_rules if informational else self._quiet_rules
             self._runs.move_to_end(payload.run_id)
+            out = Translation()
             self._ingest(out, seq, run, payload)
+            return out
+        self.rules = self._all_rules if informational else self._quiet_rules
+        out = Translation()
+        if user_id is not None and isinstance(payload, LogRecord):
+            out.events += self._log(user_id, envelope, payload)
         return out
 
     def _ingest(self, out: Translation, seq: int, run: _Run, event: IngestEvent) -> None:
         data = event.payload_json
-        items: list[WireModel] = list(data.events) if isinstance(data, BatchIngest) else [data]
-        when = event.event_utc.utc
+        items = data.events if isinstance(data, BatchIngest) else (data,)
+        stamp = event.event_utc  # parsed only when an event needs the time
         for item in items:
             if isinstance(item, Order):
-                out.events += self._order(run, item, when)
+                out.events += self._order(run, item, stamp)
             elif isinstance(item, Execution):
-                out.events += self._execution(run, event.run_id, item, when)
+                out.events += self._execution(run, event.run_id, item, stamp.utc)
             elif isinstance(item, StrategyEvent) and item.event in END_EVENTS:
-                out.ended.append(RunEnded(event.run_id, run.owner, item.event, when, seq))
+                out.ended.append(RunEnded(event.run_id, run.owner, item.event, stamp.utc, seq))
 
     # -- orders and fills --------------------------------------------------------------------
 
-    def _order(self, run: _Run, order: Order, when: dt.datetime) -> list[Event]:
+    def _order(self, run: _Run, order: Order, stamp: Timestamp) -> list[Event]:
         key = base_order_id(order.order_id)
-        status = normalize_status(_opt(order.status))
-        known = run.orders.get(key)
-        info = OrderInfo(
-            symbol=order.symbol,
-            side=order.side.upper(),
-            order_type=_opt(order.order_type) or "",
-            quantity=Decimal(order.quantity),
-            price=_money(order.price),
-            strategy_id=_opt(order.strategy_id) or "",
-            status=status,
-        )
-        run.orders[key] = run.orders[order.order_id] = info
-        kinds: list[tuple[EventType, str]] = []
-        if known is None:
-            kinds.append((EventType.ORDER_PLACED, "placed"))
+        status = _order_status(order)
+        orders = run.orders
+        known = orders.get(key)
         kind = _STATUS_EVENTS.get(status)
-        if kind is not None and (known is None or known.status != status):
-            kinds.append((kind, status.lower()))
+        if kind is not None and known is not None and _known_status(known) == status:
+            kind = None  # not a new status: notified already
         # Most order records notify nobody (ORDER_PLACED is INFORMATIONAL: quiet while
-        # the owner has no live session): build nothing for a disabled rule.
+        # the owner has no live session): build nothing for a disabled rule, and keep
+        # the wire order itself (its OrderInfo is built when a fill reads it).
         rules = self.rules
-        events: list[Event] = []
-        for kind, suffix in kinds:
-            if not rules[kind].enabled:
-                continue
-            stamp = epoch_ms(when)
-            error = f"order {suffix}" if kind is EventType.ORDER_REJECTED else ""
-            payload = order_payload(
-                order.order_id,
-                info,
-                status=status,
-                when_ms=stamp,
-                exchange=run.exchange,
-                error=error,
-            )
-            event = self._event(kind, f"ingest:order:{key}:{suffix}", run, payload, stamp)
-            if event is not None:
-                events.append(event)
-        return events
+        placed = known is None and rules[_PLACED].enabled
+        if not placed and (kind is None or not rules[kind].enabled):
+            orders[key] = orders[order.order_id] = order
+            return []
+        info = orders[key] = orders[order.order_id] = _order_info(order)
+        when_ms = epoch_ms(stamp.utc)
+        events = [self._order_event(run, order, info, key, _PLACED, when_ms)] if placed else []
+        if kind is not None and rules[kind].enabled:
+            events.append(self._order_event(run, order, info, key, kind, when_ms))
+        return [event for event in events if event is not None]
+
+    def _order_event(
+        self,
+        run: _Run,
+        order: Order,
+        info: OrderInfo,
+        key: str,
+        kind: EventType,
+        when_ms: int,
+    ) -> Event | None:
+        status = info.status
+        suffix = "placed" if kind is _PLACED else status.lower()
+        error = f"order {suffix}" if kind is EventType.ORDER_REJECTED else ""
+        payload = order_payload(
+            order.order_id,
+            info,
+            status=status,
+            when_ms=when_ms,
+            exchange=run.exchange,
+            error=error,
+        )
+        return self._event(kind, f"ingest:order:{key}:{suffix}", run, payload, when_ms)
 
     def _execution(
         self, run: _Run, run_id: str, execution: Execution, when: dt.datetime
     ) -> list[Event]:
         if execution.execution_id in run.fills:
             return []  # the same fill again (resent under a new msg_id): applied once
-        order = run.orders.get(execution.order_id) or run.orders.get(
-            base_order_id(execution.order_id)
-        )
+        order = _order_of(run, execution.order_id)
         fill = _fill(execution, order, when, run.next_seq)
         if fill is None:
             return []
@@ -373,6 +395,45 @@ class IngestBridge:
             timestamp_ms=stamp,
         )
         return [] if event is None else [event]
+
+
+def _order_status(order: Order) -> str:
+    status = order.status  # (no status, or an empty one, means NEW)
+    return normalize_status(status) if isinstance(status, str) else "NEW"
+
+
+def _known_status(known: OrderInfo | Order) -> str:
+    return known.status if isinstance(known, OrderInfo) else _order_status(known)
+
+
+def _order_of(run: _Run, order_id: str) -> OrderInfo | None:
+    """The order a fill names (by its own id, else its exporter uuid)."""
+    orders = run.orders
+    known = orders.get(order_id)
+    if known is None:
+        known = orders.get(base_order_id(order_id))
+    if known is None or isinstance(known, OrderInfo):
+        return known
+    info = _order_info(known)
+    for key in (base_order_id(known.order_id), known.order_id):
+        if orders.get(key) is known:  # kept as built: its next fills read it again
+            orders[key] = info
+    return info
+
+
+def _order_info(known: OrderInfo | Order) -> OrderInfo:
+    """What the bridge knows of an order: from a snapshot, or built from its last record."""
+    if isinstance(known, OrderInfo):
+        return known
+    return OrderInfo(
+        symbol=known.symbol,
+        side=known.side.upper(),
+        order_type=_opt(known.order_type) or "",
+        quantity=Decimal(known.quantity),
+        price=_money(known.price),
+        strategy_id=_opt(known.strategy_id) or "",
+        status=_order_status(known),
+    )
 
 
 def _opt(value: object) -> str | None:

@@ -36,9 +36,16 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Final
+from typing import Final, cast
 
-from tradewire.bridge import IngestBridge, OrderInfo, RunEnded, RunInfo, RunSnapshot
+from tradewire.bridge import (
+    IngestBridge,
+    OrderInfo,
+    RunEnded,
+    RunInfo,
+    RunSnapshot,
+    Translation,
+)
 from tradewire.delivery.model import Event, Priority
 from tradewire.ingest.heartbeats import HealthChange
 from tradewire.ingest.projector import INGEST_STREAM, EnvelopeBody
@@ -218,9 +225,19 @@ class BridgePump:
         if not rows:
             return False
         guaranteed: list[str] = []
+        submit = self._submit
         for seq, user_id, envelope in rows:
-            for event in await self._translate(seq, user_id, envelope):
-                self._submit(event)
+            out = self._translate_loaded(seq, user_id, envelope)
+            # Most records need no query: no coroutine for them (one per record cost
+            # as much loop time as translating an order).
+            if out is None:
+                events = await self._translate(seq, user_id, envelope)
+            elif out.ended:
+                events = await self._complete(seq, out)
+            else:
+                events = out.events
+            for event in events:
+                submit(event)
                 if event.priority is not Priority.INFORMATIONAL:
                     guaranteed.append(event.event_id)
         await self._await_persisted(guaranteed)
@@ -234,27 +251,42 @@ class BridgePump:
         only a replay after a restart reads and decodes bodies.
         """
         heads = await self.store.query(_PAGE_SQL, (INGEST_STREAM, self.cursor, self.page))
-        decoded = self._decoded
+        pop = self._decoded.pop
         # Taken out before any await: committed() may evict entries meanwhile.
-        cached = {seq: decoded.pop(seq) for seq, _ in heads if seq in decoded}
-        missing = [seq for seq, _ in heads if seq not in cached]
+        cached = [(seq, user_id, pop(seq, None)) for seq, user_id in heads]
+        missing = [seq for seq, _, envelope in cached if envelope is None]
+        if not missing:  # the live case: every envelope was handed over
+            return cast("list[tuple[int, str | None, Envelope | Rejection]]", cached)
         bodies: dict[int, bytes] = {}
         for start in range(0, len(missing), _CHUNK):
             chunk = missing[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
             sql = f"SELECT seq, body FROM records WHERE seq IN ({marks})"
             bodies.update(await self.store.query(sql, chunk))
-        out: list[tuple[int, str | None, Envelope | Rejection]] = []
-        for seq, user_id in heads:
-            envelope = cached.get(seq)
-            if envelope is None:
-                envelope = decode_envelope(bodies[seq], max_bytes=_NO_LIMIT)
-            out.append((seq, user_id, envelope))
-        return out
+        return [
+            (seq, user_id, decode_envelope(bodies[seq], max_bytes=_NO_LIMIT))
+            if envelope is None
+            else (seq, user_id, envelope)
+            for seq, user_id, envelope in cached
+        ]
 
     def _submit(self, event: Event) -> None:
         self.submit(event)
         self.submitted += 1
+
+    def _translate_loaded(
+        self, seq: int, user_id: str | None, envelope: Envelope | Rejection
+    ) -> Translation | None:
+        """The translation of a record whose run is loaded; ``None``: its run must be loaded."""
+        if isinstance(envelope, Rejection) or user_id is None:
+            return Translation()
+        try:
+            return self.bridge.translate_loaded(
+                seq, user_id, envelope, informational=self.live(user_id)
+            )
+        except Exception:  # a bug must not stop the bridge: log it, skip the record
+            log.exception("cannot bridge ingest record", extra={"seq": seq})
+            return Translation()
 
     async def _translate(
         self, seq: int, user_id: str | None, envelope: Envelope | Rejection
@@ -266,7 +298,15 @@ class BridgePump:
             if run_id is not None:
                 self.bridge.load_run(run_id, user_id, await self._snapshot(run_id, seq))
             out = self.bridge.translate(seq, user_id, envelope, informational=self.live(user_id))
-            events = list(out.events)
+        except Exception:  # a bug must not stop the bridge: log it, skip the record
+            log.exception("cannot bridge ingest record", extra={"seq": seq})
+            return []
+        return await self._complete(seq, out)
+
+    async def _complete(self, seq: int, out: Translation) -> list[Event]:
+        """``out``'s events, then BACKTEST_COMPLETED of the runs it ended."""
+        events = list(out.events)
+        try:
             for ended in out.ended:
                 events += await self._completed(ended)
         except Exception:  # a bug must not stop the bridge: log it, skip the record
