@@ -24,6 +24,13 @@ the engine returns in reaction (``persisted`` after a commit, the result of
 a session push) are carried out in the same turn. INFORMATIONAL events never
 touch the store.
 
+The ROUTER is read without futures: the loop calls a reader on the socket's
+FD, which drains it with non-blocking reads, and the driver sleeps on a bare
+future that ``_put`` resolves (no task, no ``wait_for`` per turn). ZeroMQ's
+FD is edge-triggered, so a frame is never left unread while the driver
+sleeps only if every read drains to an empty ``EVENTS`` and every batch of
+sends is followed by a look at ``EVENTS`` (a send can take the FD's signal).
+
 The SUB pump drains its socket in batches (one await, then non-blocking
 reads) and queues each batch as one input. The driver hands most of its
 INFORMATIONAL events straight to the user's sessions, without the engine's
@@ -36,13 +43,12 @@ all of the user's sessions, and a session's writer wakes once per batch.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import TypeAlias, cast
 
 import zmq
 import zmq.asyncio
@@ -114,7 +120,9 @@ At one event at a time, the next event usually arrives within this: its
 record and the previous event's attempt rows then share one commit (one
 fsync per event instead of two).
 """
-_NOBLOCK = int(zmq.NOBLOCK)  # an int: the Flag enum costs a conversion per call
+_NOBLOCK = int(zmq.NOBLOCK)  # ints: the enums cost a conversion per call
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
 
 
 def now_ms() -> int:
@@ -196,7 +204,7 @@ class DeliveryDriver:
         self.clock = clock
         self._inputs: list[_Input] = []
         self._queued = 0  # frames in self._inputs (a _SubBatch holds many)
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # run() sleeps on it; _put() wakes it
         self._drained = asyncio.Event()  # set when the driver takes the queued inputs
         self._senders: OrderedDict[str, bytes] = OrderedDict()
         self._router_sync: zmq.Socket[bytes] = zmq.Socket.shadow(router.underlying)
@@ -209,6 +217,11 @@ class DeliveryDriver:
         self._event_seqs: dict[str, int] = {}
         self._activity: dict[tuple[str, ChannelType], int] = {}
         self._router_sent = False  # a frame went out on the shadow since the last re-arm
+        self._router_stopped: asyncio.Future[None] | None = None  # while pump_router runs
+        self._router_frames = metrics.zmq_frames.labels(socket="router")
+        self._router_fd = -1  # the ROUTER's FD, once pump_router runs
+        self._router_watched = False  # the loop calls _read_router when the FD signals
+        self._router_paused = False  # the queue was full: run() reads again once it takes it
         # tradewire_deliveries_settled{priority="INFORMATIONAL"}, by final state
         self._settled_counters: dict[DeliveryState, MetricCounter] = {}
 
@@ -217,7 +230,9 @@ class DeliveryDriver:
     def _put(self, item: _Input, frames: int = 1) -> None:
         self._inputs.append(item)
         self._queued += frames
-        self._wake.set()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def submit(self, event: Event) -> None:
         """Deliver ``event`` like a container's frame, but with no sender: no EventAck is sent.
@@ -277,6 +292,7 @@ class DeliveryDriver:
             inputs, self._inputs = self._inputs, []
             self._queued = 0
             self._drained.set()
+            self._resume_router()
             now = self.clock()
             held, self._held_attempts = self._held_attempts, []
             actions: list[Action] = list(held)  # held attempt rows share this turn's commit
@@ -287,9 +303,14 @@ class DeliveryDriver:
             await self._carry_out(actions, hold=not held)
 
     async def _wait_for_input(self) -> None:
+        """Sleep until an input is queued or the next deadline passes.
+
+        A bare future that ``_put`` resolves and at most one timer: no task per
+        turn (as ``asyncio.wait_for`` would make), and the driver resumes on the
+        very next loop iteration after the wake-up.
+        """
         if self._inputs:
             return
-        self._wake.clear()
         held = self.clock() + HOLD_ATTEMPTS_MS if self._held_attempts else None
         deadline = min(
             (
@@ -299,20 +320,82 @@ class DeliveryDriver:
             ),
             default=None,
         )
-        timeout = None if deadline is None else max(0.0, (deadline - self.clock()) / 1000)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = None
+        if deadline is not None:
+            timer = loop.call_later(max(0.0, (deadline - self.clock()) / 1000), _release, waiter)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
 
     async def pump_router(self) -> None:
-        """Read DEALER frames in batches; answer bad ones at once with ACK_ERROR."""
-        counter = self.metrics.zmq_frames.labels(socket="router")
-        while True:
-            await self._room()
-            batch = await _recv_batch(self.router, self._router_sync, self._space())
-            counter.inc(len(batch))
-            for parts in batch:
-                self._on_router_message(parts)
-            self._rearm_router()
+        """Read DEALER frames as they come; answer bad ones at once with ACK_ERROR.
+
+        No future per read: the loop calls :meth:`_read_router` when the
+        ROUTER's FD signals, and it drains the socket with non-blocking reads.
+        Runs until cancelled; a failure to read ends it with that error.
+        """
+        self._router_fd = self._router_sync.FD
+        stopped = self._router_stopped = asyncio.get_running_loop().create_future()
+        self._read_router()  # what was queued before the reader existed: the FD will not say
+        try:
+            await stopped
+        finally:
+            self._router_stopped = None
+            self._watch_router(False)
+
+    def _read_router(self) -> None:
+        """Drain the ROUTER: until ZeroMQ holds no message, or the input queue is full.
+
+        ZeroMQ's FD is edge-triggered: it signals when the socket's state
+        changes, not while a message waits. So this reads until ``EVENTS``
+        shows no ``POLLIN`` (then the next frame signals the FD again), and
+        runs again after every send (:meth:`_rearm_router`), which can take
+        the FD's signal. With the queue full the reader is off (backpressure
+        into the socket's queue) until ``run`` takes the queue and reads again.
+        """
+        stopped = self._router_stopped
+        if stopped is None or stopped.done():
+            return
+        try:
+            while True:
+                space = MAX_QUEUED_INPUTS - self._queued
+                if space <= 0:
+                    self._router_paused = True
+                    self._watch_router(False)
+                    return
+                self._router_sent = False
+                batch, emptied = _drain(self._router_sync, space)
+                if batch:
+                    self._router_frames.inc(len(batch))
+                    for parts in batch:
+                        self._on_router_message(parts)
+                if emptied and not self._router_sent:  # a rejection sent: look again
+                    break
+            self._watch_router(True)
+        except Exception as exc:  # ends pump_router with it, as an awaited read would
+            self._watch_router(False)
+            stopped.set_exception(exc)
+
+    def _watch_router(self, on: bool) -> None:
+        if on is self._router_watched:
+            return
+        loop, fd = asyncio.get_running_loop(), self._router_fd
+        if on:
+            loop.add_reader(fd, self._read_router)
+        else:
+            loop.remove_reader(fd)
+        self._router_watched = on
+
+    def _resume_router(self) -> None:
+        """The driver took the queue: read what waited in the ROUTER meanwhile."""
+        if self._router_paused:
+            self._router_paused = False
+            asyncio.get_running_loop().call_soon(self._read_router)
 
     def _on_router_message(self, parts: list[bytes]) -> None:
         if len(parts) != 2:
@@ -641,13 +724,14 @@ class DeliveryDriver:
         self._router_sent = True
 
     def _rearm_router(self) -> None:
-        # A send on the shadow can consume the edge-triggered wake-up that
-        # pump_router's pending recv waits for; reading EVENTS through the
-        # asyncio socket re-arms that recv (else the ROUTER is never read again).
-        # Once after the last send of a batch is enough, and cheaper than per send.
+        # A send on the shadow can consume the edge-triggered signal of a frame
+        # that arrived meanwhile: the FD would then stay quiet with the frame
+        # unread. Looking at EVENTS once after the last send of a batch (cheaper
+        # than per send) catches that; _read_router reads it.
         if self._router_sent:
             self._router_sent = False
-            self.router.get(zmq.EVENTS)
+            if not self._router_paused and _readable(self._router_sync):
+                self._read_router()
 
     async def close(self) -> None:
         """Store held attempt rows; cancel channel attempts in flight (retried after a restart)."""
@@ -659,10 +743,43 @@ class DeliveryDriver:
         await asyncio.gather(*self._channel_tasks, return_exceptions=True)
 
 
+def _release(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 def _domain_channels(wire: UserEvent) -> tuple[ChannelPreference, ...]:
     if not wire.channels:
         return ()
     return tuple(ChannelPreference(c.channel, c.only_if_active) for c in wire.channels)
+
+
+def _readable(sock: zmq.Socket[bytes]) -> bool:
+    """Whether a message waits (``EVENTS`` also takes the FD's pending signal)."""
+    return bool(cast(int, sock.get(_EVENTS)) & _POLLIN)
+
+
+def _drain(sock: zmq.Socket[bytes], limit: int) -> tuple[list[list[bytes]], bool]:
+    """Up to ``limit`` messages already queued, without blocking; and whether none are left.
+
+    ``EVENTS`` before each read rather than a read until ``Again``: the
+    exception costs more than the look-up when one message waits (window 1).
+    """
+    batch: list[list[bytes]] = []
+    recv = sock.recv
+    while len(batch) < limit:
+        if not _readable(sock):
+            return batch, True
+        try:
+            frame = recv(_NOBLOCK, copy=False)
+        except zmq.Again:  # (cannot happen after POLLIN on this thread; harmless if it does)
+            return batch, True
+        parts = [frame.bytes]
+        while frame.more:
+            frame = recv(0, copy=False)
+            parts.append(frame.bytes)
+        batch.append(parts)
+    return batch, False
 
 
 async def _recv_batch(
