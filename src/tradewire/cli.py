@@ -105,6 +105,12 @@ def cli() -> None:
     default=None,
     help="fsync: survive power loss (default); os: survive a process kill.",
 )
+@click.option(
+    "--store-writer",
+    type=click.Choice(["process", "thread"]),
+    default=None,
+    help="Where the store's writer runs: a thread (default) or a process of its own.",
+)
 @reports_errors
 def serve(config_file: Path | None, **flags: Any) -> None:
     """Start the gateway; prints 'tradewire ready' once every socket listens."""

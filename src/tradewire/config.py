@@ -25,6 +25,7 @@ __all__ = ["ENV_PREFIX", "Settings", "default_data_dir", "load_settings"]
 ENV_PREFIX = "TRADEWIRE_"
 
 Durability = Literal["fsync", "os"]
+StoreWriter = Literal["process", "thread"]
 LogFormat = Literal["auto", "json", "text"]
 SmtpSecurity = Literal["starttls", "tls", "none"]
 
@@ -44,6 +45,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     zmq_sub_port: int = 5570
     zmq_router_port: int = 5571
     durability: Durability = "fsync"
+    store_writer: StoreWriter = "thread"
     max_frame_bytes: int = 1 << 20
     max_message_bytes: int = 1 << 20
     log_level: str = "INFO"

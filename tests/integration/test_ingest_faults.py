@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import connect
 
 from tests.integration.gateway_proc import run_cli, running_gateway, start_gateway
@@ -68,6 +69,7 @@ async def test_hostile_input_gets_codes_while_a_good_stream_loses_nothing(tmp_pa
 
 WRITER = """
 import asyncio, json, sys
+import pytest
 from websockets.asyncio.client import connect
 
 async def main(url, total):
@@ -97,13 +99,14 @@ except Exception:
 """
 
 
-def test_sigkill_mid_stream_loses_no_acked_message(tmp_path: Path) -> None:
+@pytest.mark.parametrize("writer", ["thread", "process"])
+def test_sigkill_mid_stream_loses_no_acked_message(tmp_path: Path, writer: str) -> None:
     import subprocess
     import sys
 
     data = tmp_path / "data"
     key = create_key(data, "alice")
-    gw = start_gateway(data)
+    gw = start_gateway(data, "--store-writer", writer)
     child = subprocess.Popen(
         [sys.executable, "-c", WRITER, ws_url(gw, key), "20000"],
         stdout=subprocess.PIPE,
@@ -127,7 +130,7 @@ def test_sigkill_mid_stream_loses_no_acked_message(tmp_path: Path) -> None:
         gw.stop(signal.SIGKILL)
     ids = [line.rstrip("\n") for line in acked if line.endswith("\n")]
     assert len(ids) >= 5000
-    with running_gateway(data) as again:  # restart: the store recovers
+    with running_gateway(data, "--store-writer", writer) as again:  # restart: the store recovers
         stored = {row[0] for row in query(data, "SELECT key FROM records WHERE stream = 'ingest'")}
         missing = [i for i in ids if i not in stored]
         assert not missing, f"{len(missing)} acked messages lost, e.g. {missing[:5]}"

@@ -4,7 +4,9 @@ A child process appends records from 16 concurrent tasks and prints each
 key to stdout only after its ``append`` returned. The test kills it with
 SIGKILL once enough keys were acknowledged, reopens the store and checks that
 every key the child printed is there, for both durability settings (a killed
-process is what ``"os"`` is specified to survive).
+process is what ``"os"`` is specified to survive) and both writers (with
+``writer="process"`` the kill hits the parent; its writer process finishes
+the batch it holds and exits on end of file).
 """
 
 from __future__ import annotations
@@ -35,20 +37,20 @@ async def appender(store, worker):
         sys.stdout.write(key + "\\n")
         sys.stdout.flush()
 
-async def main(data_dir, durability):
-    store = await open_store(Path(data_dir), durability)
+async def main(data_dir, durability, writer):
+    store = await open_store(Path(data_dir), durability, writer=writer)
     await asyncio.gather(*(appender(store, w) for w in range(16)))
 
-asyncio.run(main(sys.argv[1], sys.argv[2]))
+asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))
 """
 
 ACKED_BEFORE_KILL = 3000
 
 
-def _kill_after_acks(data_dir: Path, durability: str) -> list[str]:
+def _kill_after_acks(data_dir: Path, durability: str, writer: str) -> list[str]:
     """Run the writer, SIGKILL it after ``ACKED_BEFORE_KILL`` acks; return every acked key."""
     child = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(data_dir), durability],
+        [sys.executable, "-c", WRITER, str(data_dir), durability, writer],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -71,9 +73,12 @@ def _kill_after_acks(data_dir: Path, durability: str) -> list[str]:
     return [line.rstrip("\n") for line in acked if line.endswith("\n")]
 
 
+@pytest.mark.parametrize("writer", ["thread", "process"])
 @pytest.mark.parametrize("durability", ["fsync", "os"])
-async def test_every_acked_append_survives_sigkill(tmp_path: Path, durability: str) -> None:
-    acked = _kill_after_acks(tmp_path, durability)
+async def test_every_acked_append_survives_sigkill(
+    tmp_path: Path, durability: str, writer: str
+) -> None:
+    acked = _kill_after_acks(tmp_path, durability, writer)
     assert len(acked) >= ACKED_BEFORE_KILL
     async with await open_store(tmp_path, durability) as store:  # type: ignore[arg-type]
         stored = {r.key: r for r in await store.read("ingest", limit=10**7)}

@@ -53,9 +53,10 @@ def write_lock(path: Path) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    async with await open_store(tmp_path, "os") as s:
+@pytest.fixture(params=["thread", "process"])
+async def store(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[SqliteStore]:
+    """A store whose writer runs on a thread, or in a process of its own."""
+    async with await open_store(tmp_path, "os", writer=request.param) as s:
         yield s
 
 

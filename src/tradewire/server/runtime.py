@@ -152,7 +152,10 @@ class Gateway:
         try:
             self._bind_all()
             self.store = await open_store(
-                self.settings.data_dir, self.settings.durability, projectors=self._projectors()
+                self.settings.data_dir,
+                self.settings.durability,
+                projectors=self._projectors(),
+                writer=self.settings.store_writer,
             )
             self.tokens = SessionTokens(load_or_create_secret(self.settings.data_dir))
             self.notifications = build_channels(self.settings, self.store)  # (#4)

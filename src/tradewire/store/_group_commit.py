@@ -28,12 +28,16 @@ from tradewire.store import AppendResult, Projector, Record, StoredRecord, execu
 __all__ = [
     "INSERT",
     "SELECT_COLUMNS",
+    "BatchWriter",
     "Checkpointer",
     "GroupCommitWriter",
     "MetaWrite",
     "PendingAppend",
     "batch_error",
+    "drain",
     "row_to_stored",
+    "settle_committed",
+    "settle_failed",
 ]
 
 PendingAppend: TypeAlias = tuple[Sequence[Record], "asyncio.Future[list[AppendResult]]"]
@@ -172,23 +176,21 @@ class Checkpointer:
             conn.close()
 
 
-class GroupCommitWriter:
-    """Owns the write connection; commits submitted records in batches.
+class BatchWriter:
+    """Writes batches of records on one write connection, one transaction each.
 
-    Producers (on the event loop) call :meth:`submit`; ``settle`` is called
-    on the loop once per batch with the batch and its results (or the
-    exception that failed all of it).
+    The part of the writer that is the same on a thread of the gateway
+    (:class:`GroupCommitWriter`) and in a process of its own
+    (:mod:`tradewire.store._writer_process`): no threads, no event loop.
     """
 
     def __init__(
         self,
         conn: sqlite3.Connection,
-        loop: asyncio.AbstractEventLoop,
-        settle: Settle,
         projectors: Sequence[Projector] = (),
         committed: Callable[[int], None] = lambda _records: None,
     ) -> None:
-        self._conn = conn
+        self.conn = conn
         self._committed = committed
         self._last_seq: int | None = None  # the highest seq after this writer's last commit
         self._top: int | None = None  # the same within the transaction being written
@@ -196,92 +198,26 @@ class GroupCommitWriter:
         for projector in projectors:
             for stream in projector.streams:
                 self._projectors.setdefault(stream, []).append(projector)
-        self._loop = loop
-        self._settle = settle
-        self._appends: deque[PendingAppend] = deque()
-        self._metas: deque[MetaWrite] = deque()
-        self._wakeup = _Signal()
-        self._stopping = False
-        self._thread = threading.Thread(
-            target=self._run, name="tradewire-store-writer", daemon=True
-        )
-        self.stopped: asyncio.Future[None] = loop.create_future()
-        """Resolved on the loop once the thread has closed the connection."""
 
-    def start(self) -> None:
-        """Start the writer thread."""
-        self._thread.start()
+    def commit(self, records: list[Record], metas: Sequence[tuple[str, str]]) -> list[AppendResult]:
+        """Write ``records`` (one result each, in order) and ``metas`` in one transaction.
 
-    def submit(self, item: PendingAppend) -> None:
-        """Queue one caller's records (atomically: they share a batch).
-
-        The writer is not woken here: the store calls :meth:`wake` once per
-        event-loop iteration, so every caller released by one commit, which
-        resubmits in the same iteration, lands in the same next batch.
+        Raises what failed, after rolling back: then nothing of the batch is stored.
         """
-        self._appends.append(item)
-
-    def wake(self) -> None:
-        """Let the writer take everything queued so far."""
-        self._wakeup.set()
-
-    def submit_meta(self, item: MetaWrite) -> None:
-        """Queue a metadata write; it commits with the next batch."""
-        self._metas.append(item)
-        self._wakeup.set()
-
-    def stop(self) -> None:
-        """Ask the thread to commit what is queued, close the connection and exit."""
-        self._stopping = True
-        self._wakeup.set()
-
-    @property
-    def queued(self) -> int:
-        """Records submitted but not yet taken into a batch."""
-        return sum(len(records) for records, _ in list(self._appends))
-
-    # -- writer thread ---------------------------------------------------
-
-    def _run(self) -> None:
-        try:
-            while True:
-                self._wakeup.wait()
-                appends, metas = self._drain()
-                if appends or metas:
-                    self._commit(appends, metas)
-                elif self._stopping:
-                    return
-        finally:
-            self._conn.close()
-            self._loop.call_soon_threadsafe(_resolve, self.stopped)
-
-    def _drain(self) -> tuple[list[PendingAppend], list[MetaWrite]]:
-        # Only this thread pops, so len() is a lower bound of what we can take.
-        appends, metas = self._appends, self._metas
-        return (
-            [appends.popleft() for _ in range(len(appends))],
-            [metas.popleft() for _ in range(len(metas))],
-        )
-
-    def _commit(self, appends: list[PendingAppend], metas: list[MetaWrite]) -> None:
-        conn = self._conn
+        conn = self.conn
         self._top = self._last_seq
         try:
             conn.execute("BEGIN IMMEDIATE")
-            results = self._write_records(conn, [r for records, _ in appends for r in records])
+            results = self._write_records(conn, records)
             if metas:
-                conn.executemany(_SET_META, [(name, value) for name, value, _ in metas])
+                conn.executemany(_SET_META, metas)
             conn.execute("COMMIT")
             self._last_seq = self._top
-        except BaseException as exc:  # every caller must hear of it
+        except BaseException:
             _rollback(conn)
-            self._loop.call_soon_threadsafe(self._settle, appends, exc)
-            self._loop.call_soon_threadsafe(_fail_metas, metas, exc)
-            return
+            raise
         self._committed(len(results) + len(metas))
-        self._loop.call_soon_threadsafe(self._settle, appends, results)
-        if metas:
-            self._loop.call_soon_threadsafe(_resolve_metas, metas)
+        return results
 
     def _write_records(self, conn: sqlite3.Connection, records: list[Record]) -> list[AppendResult]:
         fresh, slots = _dedupe(records)
@@ -355,6 +291,129 @@ class GroupCommitWriter:
                 return AppendResult(record.stored(0), False, refusal)
         conn.execute("RELEASE record")
         return AppendResult(stored, False)
+
+
+class GroupCommitWriter:
+    """Owns the write connection on a thread; commits submitted records in batches.
+
+    Producers (on the event loop) call :meth:`submit`; ``settle`` is called
+    on the loop once per batch with the batch and its results (or the
+    exception that failed all of it).
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        loop: asyncio.AbstractEventLoop,
+        settle: Settle,
+        projectors: Sequence[Projector] = (),
+        committed: Callable[[int], None] = lambda _records: None,
+    ) -> None:
+        self._batches = BatchWriter(conn, projectors, committed)
+        self._loop = loop
+        self._settle = settle
+        self._appends: deque[PendingAppend] = deque()
+        self._metas: deque[MetaWrite] = deque()
+        self._wakeup = _Signal()
+        self._stopping = False
+        self._thread = threading.Thread(
+            target=self._run, name="tradewire-store-writer", daemon=True
+        )
+        self.stopped: asyncio.Future[None] = loop.create_future()
+        """Resolved on the loop once the thread has closed the connection."""
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self._thread.start()
+
+    def submit(self, item: PendingAppend) -> None:
+        """Queue one caller's records (atomically: they share a batch).
+
+        The writer is not woken here: the store calls :meth:`wake` once per
+        event-loop iteration, so every caller released by one commit, which
+        resubmits in the same iteration, lands in the same next batch.
+        """
+        self._appends.append(item)
+
+    def wake(self) -> None:
+        """Let the writer take everything queued so far."""
+        self._wakeup.set()
+
+    def submit_meta(self, item: MetaWrite) -> None:
+        """Queue a metadata write; it commits with the next batch."""
+        self._metas.append(item)
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        """Ask the thread to commit what is queued, close the connection and exit."""
+        self._stopping = True
+        self._wakeup.set()
+
+    @property
+    def queued(self) -> int:
+        """Records submitted but not yet taken into a batch."""
+        return sum(len(records) for records, _ in list(self._appends))
+
+    # -- writer thread ---------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self._wakeup.wait()
+                appends, metas = drain(self._appends, self._metas)
+                if appends or metas:
+                    self._commit(appends, metas)
+                elif self._stopping:
+                    return
+        finally:
+            self._batches.conn.close()
+            self._loop.call_soon_threadsafe(_resolve, self.stopped)
+
+    def _commit(self, appends: list[PendingAppend], metas: list[MetaWrite]) -> None:
+        try:
+            results = self._batches.commit(
+                [r for records, _ in appends for r in records],
+                [(name, value) for name, value, _ in metas],
+            )
+        except BaseException as exc:  # every caller must hear of it
+            settle_failed(self._loop, self._settle, appends, metas, exc)
+            return
+        settle_committed(self._loop, self._settle, appends, metas, results)
+
+
+def drain(
+    appends: deque[PendingAppend], metas: deque[MetaWrite]
+) -> tuple[list[PendingAppend], list[MetaWrite]]:
+    """Everything queued so far (only the writer pops, so ``len()`` is a lower bound)."""
+    return (
+        [appends.popleft() for _ in range(len(appends))],
+        [metas.popleft() for _ in range(len(metas))],
+    )
+
+
+def settle_committed(
+    loop: asyncio.AbstractEventLoop,
+    settle: Settle,
+    appends: list[PendingAppend],
+    metas: list[MetaWrite],
+    results: list[AppendResult],
+) -> None:
+    """From the writer: release the callers of a committed batch on the loop."""
+    loop.call_soon_threadsafe(settle, appends, results)
+    if metas:
+        loop.call_soon_threadsafe(_resolve_metas, metas)
+
+
+def settle_failed(
+    loop: asyncio.AbstractEventLoop,
+    settle: Settle,
+    appends: list[PendingAppend],
+    metas: list[MetaWrite],
+    exc: BaseException,
+) -> None:
+    """From the writer: fail every caller of a batch of which nothing was stored."""
+    loop.call_soon_threadsafe(settle, appends, exc)
+    loop.call_soon_threadsafe(_fail_metas, metas, exc)
 
 
 def _dedupe(

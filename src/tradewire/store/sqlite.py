@@ -67,7 +67,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Self, TypeVar
+from typing import Any, Final, Literal, Self, TypeVar
 
 from tradewire.errors import StoreClosedError, StoreError
 from tradewire.store import (
@@ -87,6 +87,7 @@ from tradewire.store._group_commit import (
     batch_error,
     row_to_stored,
 )
+from tradewire.store._writer_process import ProcessWriter, WriterConfig
 from tradewire.store.migrations import sqlite_url, upgrade_schema
 
 log = logging.getLogger("tradewire.store")
@@ -96,6 +97,8 @@ __all__ = ["DB_FILENAME", "MEMORY_PRAGMAS", "SqliteStore", "open_store"]
 DB_FILENAME = "tradewire.db"
 
 _T = TypeVar("_T")
+WriterKind = Literal["thread", "process"]
+"""Where the store's writer runs: a thread of this process, or a process of its own."""
 _SYNCHRONOUS: dict[str, str] = {"fsync": "FULL", "os": "NORMAL"}
 MEMORY_PRAGMAS: Final = (
     # Statement journals (per-record savepoints) stay in memory (else a temp file
@@ -114,6 +117,23 @@ _WRITER_PRAGMAS: Final = (
 )
 
 
+def connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
+    """A connection to the store's file (autocommit; usable from any thread)."""
+    conn = sqlite3.connect(
+        path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+    )
+    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+    return conn
+
+
+def configure_writer(conn: sqlite3.Connection, durability: Durability) -> None:
+    """Make ``conn`` the write connection: durability, cache, no automatic checkpoints."""
+    conn.execute(f"PRAGMA synchronous={_SYNCHRONOUS[durability]}")
+    conn.execute(f"PRAGMA fullfsync={int(durability == 'fsync')}")  # macOS
+    for pragma in _WRITER_PRAGMAS:
+        conn.execute(pragma)
+
+
 async def open_store(
     data_dir: Path,
     durability: Durability = "fsync",
@@ -122,6 +142,7 @@ async def open_store(
     readers: int = 2,
     busy_timeout: float = 30.0,
     projectors: Sequence[Projector] = (),
+    writer: WriterKind = "thread",
 ) -> SqliteStore:
     """Open (creating and migrating as needed) the store in ``data_dir/tradewire.db``.
 
@@ -134,6 +155,7 @@ async def open_store(
         readers=readers,
         busy_timeout=busy_timeout,
         projectors=projectors,
+        writer=writer,
     )
     return await store.open()
 
@@ -150,9 +172,13 @@ class SqliteStore:
         readers: int = 2,
         busy_timeout: float = 30.0,
         projectors: Sequence[Projector] = (),
+        writer: WriterKind = "thread",
     ) -> None:
         if durability not in _SYNCHRONOUS:
             raise ValueError(f"durability must be 'fsync' or 'os', not {durability!r}")
+        if writer not in ("thread", "process"):
+            raise ValueError(f"writer must be 'thread' or 'process', not {writer!r}")
+        self.writer_kind: WriterKind = writer
         if max_pending < 1 or readers < 1:
             raise ValueError("max_pending and readers must be at least 1")
         self.path = Path(path)
@@ -165,7 +191,7 @@ class SqliteStore:
         self._space: asyncio.Event | None = None
         self._closing = False
         self._flush_scheduled = False
-        self._writer: GroupCommitWriter | None = None
+        self._writer: GroupCommitWriter | ProcessWriter | None = None
         self._checkpointer: Checkpointer | None = None
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="tradewire-store-read")
         self._local = threading.local()
@@ -189,6 +215,12 @@ class SqliteStore:
         return self._blocked
 
     @property
+    def writer_pid(self) -> int | None:
+        """The writer process's id (``writer="process"``), else ``None``."""
+        writer = self._writer
+        return writer.child_pid if isinstance(writer, ProcessWriter) else None
+
+    @property
     def queued(self) -> int:
         """Appends submitted that the writer has not yet taken into a batch."""
         return self._writer.queued if self._writer is not None else 0
@@ -205,6 +237,18 @@ class SqliteStore:
         except (sqlite3.Error, OSError) as exc:
             self._readers.shutdown(wait=False)
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+        if self.writer_kind == "process":
+            conn.close()
+            config = WriterConfig(str(self.path), self.durability, self._busy_timeout)
+            writer = ProcessWriter(config, loop, self._settle, self._projectors)
+            try:
+                await loop.run_in_executor(None, writer.start)
+            except (StoreError, OSError) as exc:
+                self._readers.shutdown(wait=False)
+                raise StoreError(f"cannot open store {self.path}: {exc}") from exc
+            await writer.listen()
+            self._writer = writer
+            return self
         self._checkpointer = Checkpointer(self._connect)
         self._checkpointer.start()
         self._writer = GroupCommitWriter(
@@ -218,21 +262,11 @@ class SqliteStore:
         conn = self._connect()
         conn.execute("PRAGMA journal_mode=WAL")
         upgrade_schema(sqlite_url(self.path))
-        conn.execute(f"PRAGMA synchronous={_SYNCHRONOUS[self.durability]}")
-        conn.execute(f"PRAGMA fullfsync={int(self.durability == 'fsync')}")  # macOS
-        for pragma in _WRITER_PRAGMAS:
-            conn.execute(pragma)
+        configure_writer(conn, self.durability)
         return conn
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path,
-            timeout=self._busy_timeout,
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
-        return conn
+        return connect(self.path, self._busy_timeout)
 
     async def close(self) -> None:
         """Commit every admitted append, then stop the writer and readers. Idempotent."""
@@ -323,7 +357,7 @@ class SqliteStore:
         if self._writer is not None:
             self._writer.wake()
 
-    def _open_writer(self) -> GroupCommitWriter:
+    def _open_writer(self) -> GroupCommitWriter | ProcessWriter:
         if self._closing:
             raise StoreClosedError(f"store {self.path} is closed")
         if self._writer is None:
