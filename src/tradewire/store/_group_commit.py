@@ -35,9 +35,9 @@ __all__ = [
     "PendingAppend",
     "batch_error",
     "drain",
+    "fail_metas",
+    "resolve_metas",
     "row_to_stored",
-    "settle_committed",
-    "settle_failed",
 ]
 
 PendingAppend: TypeAlias = tuple[Sequence[Record], "asyncio.Future[list[AppendResult]]"]
@@ -376,9 +376,12 @@ class GroupCommitWriter:
                 [(name, value) for name, value, _ in metas],
             )
         except BaseException as exc:  # every caller must hear of it
-            settle_failed(self._loop, self._settle, appends, metas, exc)
+            self._loop.call_soon_threadsafe(self._settle, appends, exc)
+            self._loop.call_soon_threadsafe(fail_metas, metas, exc)
             return
-        settle_committed(self._loop, self._settle, appends, metas, results)
+        self._loop.call_soon_threadsafe(self._settle, appends, results)
+        if metas:
+            self._loop.call_soon_threadsafe(resolve_metas, metas)
 
 
 def drain(
@@ -389,31 +392,6 @@ def drain(
         [appends.popleft() for _ in range(len(appends))],
         [metas.popleft() for _ in range(len(metas))],
     )
-
-
-def settle_committed(
-    loop: asyncio.AbstractEventLoop,
-    settle: Settle,
-    appends: list[PendingAppend],
-    metas: list[MetaWrite],
-    results: list[AppendResult],
-) -> None:
-    """From the writer: release the callers of a committed batch on the loop."""
-    loop.call_soon_threadsafe(settle, appends, results)
-    if metas:
-        loop.call_soon_threadsafe(_resolve_metas, metas)
-
-
-def settle_failed(
-    loop: asyncio.AbstractEventLoop,
-    settle: Settle,
-    appends: list[PendingAppend],
-    metas: list[MetaWrite],
-    exc: BaseException,
-) -> None:
-    """From the writer: fail every caller of a batch of which nothing was stored."""
-    loop.call_soon_threadsafe(settle, appends, exc)
-    loop.call_soon_threadsafe(_fail_metas, metas, exc)
 
 
 def _dedupe(
@@ -479,13 +457,13 @@ def batch_error(exc: BaseException, size: int) -> StoreError:
     return error
 
 
-def _fail_metas(metas: list[MetaWrite], exc: BaseException) -> None:
+def fail_metas(metas: list[MetaWrite], exc: BaseException) -> None:
     for _, _, future in metas:
         if not future.done():
             future.set_exception(batch_error(exc, len(metas)))
 
 
-def _resolve_metas(metas: list[MetaWrite]) -> None:
+def resolve_metas(metas: list[MetaWrite]) -> None:
     for _, _, future in metas:
         _resolve(future)
 

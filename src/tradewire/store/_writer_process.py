@@ -67,19 +67,15 @@ from tradewire.store._group_commit import (
     MetaWrite,
     PendingAppend,
     Settle,
-    _fail_metas,
     _resolve,
-    _resolve_metas,
     drain,
-    row_to_stored,
+    fail_metas,
+    resolve_metas,
 )
 
 __all__ = ["ProcessWriter", "WriterConfig"]
 
 log = logging.getLogger("tradewire.store")
-
-_RecordFields = tuple[str, str, bytes, str, int, str | None]
-_StoredFields = tuple[int, str, str, bytes, str, int, str | None]
 
 
 class WriterConfig(msgspec.Struct, frozen=True):
@@ -91,7 +87,7 @@ class WriterConfig(msgspec.Struct, frozen=True):
 
 
 class _Batch(msgspec.Struct, array_like=True):
-    records: list[_RecordFields]
+    records: list[Record]
     metas: list[tuple[str, str]]
 
 
@@ -100,8 +96,8 @@ class _Outcome(msgspec.Struct, array_like=True):
 
     seq: int
     duplicate: bool
-    stored: _StoredFields | None = None
-    refusal: tuple[str, str, str | None] | None = None
+    stored: StoredRecord | None = None
+    refusal: Refusal | None = None
 
 
 class _Reply(msgspec.Struct, array_like=True):
@@ -110,7 +106,14 @@ class _Reply(msgspec.Struct, array_like=True):
     error_type: str = ""  # the class name of an sqlite3 error, raised again in the parent
 
 
-_BATCH_ENCODER: Final = msgspec.msgpack.Encoder()
+def _plain_bytes(value: object) -> bytes:
+    """A body that also carries its decoded value (``DecodedBody``) crosses as its bytes."""
+    if isinstance(value, bytes):
+        return bytes(value)
+    raise TypeError(f"cannot send {type(value).__name__} to the store writer process")
+
+
+_BATCH_ENCODER: Final = msgspec.msgpack.Encoder(enc_hook=_plain_bytes)
 _REPLY_DECODER: Final = msgspec.msgpack.Decoder(_Reply)
 _BATCH_DECODER: Final = msgspec.msgpack.Decoder(_Batch)
 _STOP: Final = b""
@@ -214,10 +217,7 @@ class ProcessWriter:
             return
         appends, metas = drain(self._appends, self._metas)
         records = [r for recs, _ in appends for r in recs]
-        batch = _Batch(
-            [(r.stream, r.key, bytes(r.body), r.kind, r.created_at_ms, r.user_id) for r in records],
-            [(name, value) for name, value, _ in metas],
-        )
+        batch = _Batch(records, [(name, value) for name, value, _ in metas])
         self._in_flight = (appends, metas, records)
         self._link.send(_BATCH_ENCODER.encode(batch))
 
@@ -238,7 +238,7 @@ class ProcessWriter:
         else:
             results = [_result(r, o) for r, o in zip(records, reply.outcomes, strict=True)]
             self._settle(appends, results)
-            _resolve_metas(metas)
+            resolve_metas(metas)
         self._send_next()  # what queued up meanwhile: one batch, as with the thread
 
     def _on_lost(self, exc: BaseException | None) -> None:
@@ -249,7 +249,7 @@ class ProcessWriter:
         self, appends: list[PendingAppend], metas: list[MetaWrite], exc: BaseException
     ) -> None:
         self._settle(appends, exc)
-        _fail_metas(metas, exc)
+        fail_metas(metas, exc)
 
     def _child_gone(self, exc: BaseException) -> None:
         """The link broke: fail the batch in flight; the next batch starts a new child."""
@@ -400,30 +400,20 @@ def _error(reply: _Reply) -> Exception:
 
 def _result(record: Record, outcome: _Outcome) -> AppendResult:
     """The caller's result; a committed record is the caller's own object, stored."""
-    refusal = None
-    if outcome.refusal is not None:
-        code, message, field = outcome.refusal
-        refusal = Refusal(code=code, message=message, field=field)
-    stored: StoredRecord = (
-        row_to_stored(outcome.stored)
-        if outcome.duplicate and outcome.stored is not None
-        else record.stored(outcome.seq)
-    )
-    return AppendResult(stored, outcome.duplicate, refusal)
+    stored = outcome.stored if outcome.stored is not None else record.stored(outcome.seq)
+    return AppendResult(stored, outcome.duplicate, outcome.refusal)
 
 
 # -- the child ----------------------------------------------------------------
 
 
 def _outcome(result: AppendResult) -> _Outcome:
-    r = result.record
-    stored = (r.seq, r.stream, r.key, bytes(r.body), r.kind, r.created_at_ms, r.user_id)
-    refusal = result.refusal
+    record = result.record
     return _Outcome(
-        seq=r.seq,
+        seq=record.seq,
         duplicate=result.duplicate,
-        stored=stored if result.duplicate else None,
-        refusal=(refusal.code, refusal.message, refusal.field) if refusal else None,
+        stored=record if result.duplicate else None,  # else the parent has it already
+        refusal=result.refusal,
     )
 
 
@@ -456,7 +446,7 @@ def serve(link: Connection) -> None:
             if message == _STOP:
                 return
             batch = _BATCH_DECODER.decode(message)
-            records = [_record(*fields) for fields in batch.records]
+            records = batch.records
             try:
                 results = writer.commit(records, batch.metas)
             except Exception as exc:  # rolled back: every caller of the batch hears of it
@@ -468,19 +458,6 @@ def serve(link: Connection) -> None:
     finally:
         checkpointer.stop()
         conn.close()
-
-
-def _record(
-    stream: str, key: str, body: bytes, kind: str, created_at_ms: int, user_id: str | None
-) -> Record:
-    return Record(
-        stream=stream,
-        key=key,
-        body=body,
-        kind=kind,
-        created_at_ms=created_at_ms,
-        user_id=user_id,
-    )
 
 
 def _open_reader(config: WriterConfig) -> sqlite3.Connection:
