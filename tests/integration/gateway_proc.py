@@ -114,3 +114,31 @@ def run_cli(
     if data_dir is not None:
         cmd = [*cmd, "--data-dir", str(data_dir)]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def lines_until_kill(
+    child: subprocess.Popen[str], count: int, kill_pid: int, timeout: float = 60.0
+) -> list[str]:
+    """Every complete stdout line of ``child``; ``kill_pid`` gets SIGKILL after ``count`` lines.
+
+    The rest is read through the same file object until the child exits: ``communicate()``
+    reads the raw descriptor and would skip what the text wrapper had already buffered, leaving
+    a line cut in two. A line without its newline was cut by a kill and is dropped. ``child`` is
+    killed if it is still running after ``timeout`` seconds.
+    """
+    assert child.stdout is not None
+    watchdog = threading.Timer(timeout, child.kill)
+    watchdog.start()
+    lines: list[str] = []
+    try:
+        for line in child.stdout:
+            lines.append(line)
+            if len(lines) == count:
+                os.kill(kill_pid, signal.SIGKILL)
+        child.wait()
+    finally:
+        watchdog.cancel()
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    return [line.rstrip("\n") for line in lines if line.endswith("\n")]

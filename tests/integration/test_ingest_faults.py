@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import uuid
 from pathlib import Path
@@ -13,7 +12,12 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.integration.gateway_proc import run_cli, running_gateway, start_gateway
+from tests.integration.gateway_proc import (
+    lines_until_kill,
+    run_cli,
+    running_gateway,
+    start_gateway,
+)
 from tests.integration.test_ingest_endpoints import (
     EXAMPLES,
     TIMEOUT,
@@ -107,28 +111,16 @@ def test_sigkill_mid_stream_loses_no_acked_message(tmp_path: Path, writer: str) 
     data = tmp_path / "data"
     key = create_key(data, "alice")
     gw = start_gateway(data, "--store-writer", writer)
-    child = subprocess.Popen(
-        [sys.executable, "-c", WRITER, ws_url(gw, key), "20000"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert child.stdout is not None
-    acked: list[str] = []
     try:
-        for line in child.stdout:
-            acked.append(line)
-            if len(acked) >= 5000:
-                os.kill(gw.proc.pid, signal.SIGKILL)
-                break
-        rest, _ = child.communicate(timeout=TIMEOUT)
-        acked.extend(rest.splitlines(keepends=True))
+        with subprocess.Popen(
+            [sys.executable, "-c", WRITER, ws_url(gw, key), "20000"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        ) as child:
+            ids = lines_until_kill(child, 5000, gw.proc.pid, timeout=TIMEOUT)
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.communicate()
         gw.stop(signal.SIGKILL)
-    ids = [line.rstrip("\n") for line in acked if line.endswith("\n")]
     assert len(ids) >= 5000
     with running_gateway(data, "--store-writer", writer) as again:  # restart: the store recovers
         stored = {row[0] for row in query(data, "SELECT key FROM records WHERE stream = 'ingest'")}

@@ -11,7 +11,6 @@ the batch it holds and exits on end of file).
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -19,12 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.gateway_proc import lines_until_kill
 from tradewire.store import Record
 from tradewire.store.sqlite import open_store
 
 WRITER = """
 import asyncio, sys
 from pathlib import Path
+from tests.integration.gateway_proc import lines_until_kill
 from tradewire.store import Record
 from tradewire.store.sqlite import open_store
 
@@ -49,28 +50,16 @@ ACKED_BEFORE_KILL = 3000
 
 def _kill_after_acks(data_dir: Path, durability: str, writer: str) -> list[str]:
     """Run the writer, SIGKILL it after ``ACKED_BEFORE_KILL`` acks; return every acked key."""
-    child = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-c", WRITER, str(data_dir), durability, writer],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    assert child.stdout is not None and child.stderr is not None
-    acked: list[str] = []
-    try:
-        for line in child.stdout:
-            acked.append(line)
-            if len(acked) >= ACKED_BEFORE_KILL:
-                os.kill(child.pid, signal.SIGKILL)
-                break
-    finally:
-        if child.poll() is None:
-            child.kill()
-        rest, errors = child.communicate()
-    assert child.returncode == -signal.SIGKILL, errors
-    acked.extend(rest.splitlines(keepends=True))
-    # A line cut by the kill was never completely printed: not an ack we can count.
-    return [line.rstrip("\n") for line in acked if line.endswith("\n")]
+    ) as child:
+        assert child.stderr is not None
+        acked = lines_until_kill(child, ACKED_BEFORE_KILL, child.pid)
+        assert child.returncode == -signal.SIGKILL, child.stderr.read()
+    return acked
 
 
 @pytest.mark.parametrize("writer", ["thread", "process"])
