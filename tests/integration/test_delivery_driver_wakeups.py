@@ -22,6 +22,7 @@ import zmq.asyncio
 from tests.integration.gateway_proc import GatewayProcess, running_gateway
 from tests.integration.userevents import Container, container, make_event
 from tradewire.delivery import SendAck
+from tradewire.delivery.actions import AttemptOutcome
 from tradewire.delivery.config import DeliveryConfig
 from tradewire.projections import all_projectors
 from tradewire.server.delivery_driver import DeliveryDriver
@@ -163,3 +164,48 @@ async def test_a_frame_whose_signal_a_send_took_is_still_read(
         first.close(0)
         second.close(0)
         ctx.term()
+
+
+# -- commits: rows that nothing waits for ride along with the next event -----------------
+
+
+async def test_attempt_rows_known_at_once_share_the_next_events_commit(
+    driver: tuple[DeliveryDriver, str],
+) -> None:
+    """One event at a time to a user with no channel that works (no adapter: known at once).
+
+    Each event's attempt rows come back in the turn that persisted it; nothing
+    waits for them, so they are held for the next event's commit instead of
+    paying one (an fsync) of their own: one commit per event, and after the
+    driver closes every attempt is in the store.
+    """
+    drv, address = driver
+    commits = 0
+    append_many = drv.store.append_many
+
+    async def counting(records):  # type: ignore[no-untyped-def]
+        nonlocal commits
+        commits += 1
+        return await append_many(records)
+
+    drv.store.append_many = counting  # type: ignore[method-assign]
+    ctx = zmq.asyncio.Context()
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.connect(address)
+    events = 30
+    try:
+        for _ in range(events):
+            event = make_event("nowhere")
+            await dealer.send(encode_user_event(event))
+            assert await _queued(dealer) == event.event_id
+    finally:
+        dealer.close(0)
+        ctx.term()
+    assert commits <= events + 1  # each commit: this event, the previous one's attempts
+    await drv.close()  # writes what is still held
+    rows = await drv.store.query("SELECT channel, outcome FROM delivery_attempts")
+    defaults = DeliveryConfig().channels_for(make_event("x").priority)
+    external = len(defaults) - 1  # all but ACTIVE_SESSION
+    assert len(rows) == events * external
+    assert {outcome for _, outcome in rows} == {AttemptOutcome.PERMANENT.value}

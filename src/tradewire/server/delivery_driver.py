@@ -120,6 +120,7 @@ At one event at a time, the next event usually arrives within this: its
 record and the previous event's attempt rows then share one commit (one
 fsync per event instead of two).
 """
+_NONE_WRITTEN: tuple[list[str], list[str]] = ([], [])  # read only: no write, no coroutine
 _NOBLOCK = int(zmq.NOBLOCK)  # ints: the enums cost a conversion per call
 _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
@@ -562,14 +563,22 @@ class DeliveryDriver:
     # -- actions --------------------------------------------------------------
 
     async def _carry_out(self, actions: list[Action], *, hold: bool = False) -> None:
+        """Write, then send; repeat with what the engine answers, until it answers nothing.
+
+        ``hold`` applies to the first writes (False when they hold the rows held
+        before, which must not wait again); the writes that follow in reaction
+        (a channel answered at once, as a precheck does for a user without an
+        address there) may always wait for the next turn's commit.
+        """
         while actions:
             writes = [a for a in actions if isinstance(a, Persist | RecordAttempt | Settle)]
             if hold and writes and all(isinstance(a, RecordAttempt) for a in writes):
-                # Attempt rows alone (a channel answered at once): nothing waits on them,
-                # so they wait for the next turn's commit instead of paying one of their own.
+                # Attempt rows alone: nothing waits on them, so they wait for the
+                # next turn's commit instead of paying one of their own.
                 self._held_attempts += writes
                 writes = []
-            fresh, known = await self._write(writes)
+            hold = True
+            fresh, known = await self._write(writes) if writes else _NONE_WRITTEN
             now = self.clock()
             follow: list[Action] = []
             for event_id in fresh:
