@@ -9,6 +9,11 @@ by each :class:`Peer`:
 
 * raw pyzmq DEALER/ROUTER echo: the echo from a ROUTER in another process
   that drains its socket in batches. Nothing is stored: the ceiling.
+* raw pyzmq + fdatasync: the same ROUTER, but each drained batch is first
+  appended to a file with one ``write`` and one ``fdatasync`` (the file is
+  preallocated, so a sync carries no size change). No store, no engine: the
+  floor of an ack that survives a power loss, sent from Python on this disk.
+  A ceiling too: never "the fastest peer".
 * RabbitMQ: durable classic queue, persistent messages, publisher confirms.
   The broker confirms a persistent message routed to a durable queue once
   its message store has written and fsynced it (it batches fsyncs).
@@ -27,6 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -38,6 +45,7 @@ import zmq
 from bench._harness import percentile
 
 __all__ = [
+    "FSYNC_FLOOR",
     "PEERS",
     "AckRun",
     "Budget",
@@ -57,6 +65,7 @@ STREAM = "TWBENCH"
 SUBJECT = "twbench.acks"
 REDIS_KEY = "tradewire-bench-acks"
 RECV_TIMEOUT_MS = 15_000
+FSYNC_FLOOR = "raw pyzmq + fdatasync"
 _ADVANCE_EVERY = 256
 
 try:
@@ -109,6 +118,7 @@ class Peer:
     ack_means: str
     measure: Measure
     windows: tuple[int, ...] = (1, 256)
+    ceiling: bool = False  # a bound that does the least work, not a product a user would pick
 
 
 class _Progress:
@@ -254,8 +264,13 @@ async def _async_pipelined(
 # -- raw pyzmq echo (the ceiling) ---------------------------------------------------
 
 
-def _echo_router(conn: Connection) -> None:
-    """A ROUTER that echoes every frame back, draining its socket in batches."""
+def _echo_router(conn: Connection, journal: str | None = None) -> None:
+    """A ROUTER that echoes every frame back, draining its socket in batches.
+
+    With ``journal`` (a directory), each batch is appended to a preallocated
+    file there and fdatasync'd before its echoes go out.
+    """
+    fd = _journal(journal) if journal is not None else None
     ctx = zmq.Context()
     router = ctx.socket(zmq.ROUTER)
     router.setsockopt(zmq.LINGER, 0)
@@ -267,25 +282,55 @@ def _echo_router(conn: Connection) -> None:
     while not conn.poll():
         if not poller.poll(200):
             continue
+        batch = []
         for _ in range(4096):
             try:
-                parts = router.recv_multipart(zmq.NOBLOCK, copy=False)
+                batch.append(router.recv_multipart(zmq.NOBLOCK, copy=False))
             except zmq.Again:
                 break
+        if fd is not None and batch:
+            os.write(fd, b"".join(parts[-1].buffer for parts in batch))
+            os.fdatasync(fd)
+        for parts in batch:
             router.send_multipart(parts, copy=False)
     router.close(0)
     ctx.term()
+    if fd is not None:
+        os.close(fd)
+
+
+_JOURNAL_BYTES = 256 << 20  # more than any measurement appends
+
+
+def _journal(directory: str) -> int:
+    """A file preallocated with zeros (synced), open for writing from its start."""
+    fd = os.open(os.path.join(directory, "journal"), os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    chunk = b"\0" * (1 << 20)
+    for _ in range(_JOURNAL_BYTES // len(chunk)):
+        os.write(fd, chunk)
+    os.fsync(fd)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
 
 
 def _measure_raw_zmq(frames: list[bytes], budget: Budget) -> AckRun:
+    return _measure_echo(frames, budget, None)
+
+
+def _measure_raw_zmq_fdatasync(frames: list[bytes], budget: Budget) -> AckRun:
+    with tempfile.TemporaryDirectory(prefix="bench-journal-") as journal:
+        return _measure_echo(frames, budget, journal)
+
+
+def _measure_echo(frames: list[bytes], budget: Budget, journal: str | None) -> AckRun:
     spawn = multiprocessing.get_context("spawn")
     here, there = spawn.Pipe()
-    proc = spawn.Process(target=_echo_router, args=(there,), daemon=True)
+    proc = spawn.Process(target=_echo_router, args=(there, journal), daemon=True)
     proc.start()
     ctx = zmq.Context()
     dealer = ctx.socket(zmq.DEALER)
     try:
-        if not here.poll(30):
+        if not here.poll(60):  # (the journal's preallocation takes a moment)
             raise Unreachable("echo ROUTER did not start")
         dealer.setsockopt(zmq.LINGER, 0)
         dealer.RCVTIMEO = RECV_TIMEOUT_MS
@@ -602,6 +647,15 @@ PEERS: tuple[Peer, ...] = (
         "nothing",
         "echo from a ROUTER process draining in batches; nothing stored (ceiling)",
         _measure_raw_zmq,
+        ceiling=True,
+    ),
+    Peer(
+        FSYNC_FLOOR,
+        "power loss",
+        "the same echo after each drained batch is appended to a preallocated file with one "
+        "write + fdatasync; no store, no engine (the floor of a durable ack from Python)",
+        _measure_raw_zmq_fdatasync,
+        ceiling=True,
     ),
     Peer(
         "RabbitMQ, pika BlockingConnection",

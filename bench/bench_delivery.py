@@ -43,7 +43,16 @@ from rich.progress import Progress
 
 from bench._gateway import Gateway, running_gateway
 from bench._harness import Row, Section, percentile, progress
-from bench._peers import PEERS, AckRun, Budget, Peer, Unreachable, run_async, zmq_window
+from bench._peers import (
+    FSYNC_FLOOR,
+    PEERS,
+    AckRun,
+    Budget,
+    Peer,
+    Unreachable,
+    run_async,
+    zmq_window,
+)
 from tradewire.wire import (
     AckStatus,
     EventAck,
@@ -245,11 +254,12 @@ def _acked_sections(sizes: _Sizes) -> tuple[list[Section], dict[str, _Result]]:
 
 
 _RAW = PEERS[0].name
+_CEILINGS = frozenset(peer.name for peer in PEERS if peer.ceiling)  # never "the fastest peer"
 
 
 def _acked_section(window: int, results: list[_Result], frame_bytes: int, sizes: _Sizes) -> Section:
     rates = {r.name: run.rate for r in results if isinstance(run := r.runs.get(window), AckRun)}
-    peers = {n: v for n, v in rates.items() if not n.startswith("tradewire") and n != _RAW}
+    peers = {n: v for n, v in rates.items() if not n.startswith("tradewire") and n not in _CEILINGS}
     fastest = max(peers, key=peers.__getitem__, default=None)
     rows = [_acked_row(r, window, rates, fastest) for r in results]
     section = Section(
@@ -300,7 +310,7 @@ def _acked_verdict(
         equal = {
             n: v
             for n, v in rates.items()
-            if n in by_name and not n.startswith("tradewire") and n != _RAW
+            if n in by_name and not n.startswith("tradewire") and n not in _CEILINGS
             and _STRENGTH[by_name[n].survives] >= strength
         }  # fmt: skip
         if equal:
@@ -319,6 +329,13 @@ def _acked_verdict(
         if window == 1 and isinstance(run, AckRun):
             held = "holds" if run.p(99) < 1.0 else "does NOT hold"
             out.append(f"{name} ack p99 < 1 ms at window 1: {held}, {run.p(99):.3f} ms.")
+    floor = by_name.get(FSYNC_FLOOR)
+    run = floor.runs.get(window) if floor is not None else None
+    if window == 1 and isinstance(run, AckRun):
+        out.append(
+            f"For scale: {FSYNC_FLOOR} (one append and its sync per batch, nothing else) "
+            f"has ack p50 {run.p(50):.3f} ms, p99 {run.p(99):.3f} ms on this disk in this run."
+        )
     return out
 
 
