@@ -12,12 +12,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tradewire.errors import StoreClosedError, StoreError
 from tradewire.store import AppendResult, Record, Store
 from tradewire.store.migrations import (
+    SCRIPT_LOCATION,
     current_revision,
     head_revision,
     sqlite_url,
@@ -284,7 +287,9 @@ async def test_empty_dir_gets_schema_at_head(tmp_path: Path) -> None:
         assert await s.count("ingest") == 0
     url = sqlite_url(data / DB_FILENAME)
     assert current_revision(url) == head_revision()
-    assert {"ix_records_stream_seq", "ix_records_user_seq"} <= _indexes(data / DB_FILENAME)
+    indexes = _indexes(data / DB_FILENAME)
+    assert {"ix_records_stream_seq", "ix_deliveries_user_seq"} <= indexes
+    assert "ix_records_user_seq" not in indexes  # dropped by 0008: nothing reads it
 
 
 async def test_reopen_at_head_is_a_no_op(tmp_path: Path) -> None:
@@ -304,12 +309,30 @@ async def test_older_database_is_upgraded_in_place(tmp_path: Path) -> None:
             "VALUES ('ingest', 'old', 'ingest_event', 'u1', 5, x'00')"
         )
     conn.close()
-    assert "ix_records_user_seq" not in _indexes(path)
+    assert "ix_deliveries_user_seq" not in _indexes(path)
     async with await open_store(tmp_path, "os") as s:
         old = await s.get("ingest", "old")
         assert old is not None and old.body == b"\x00"
         assert await s.read("ingest", user_id="u1") == [old]
     assert current_revision(sqlite_url(path)) == head_revision()
+    assert "ix_deliveries_user_seq" in _indexes(path)
+
+
+async def test_0008_drops_the_records_user_index_and_reads_by_user_still_work(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / DB_FILENAME
+    upgrade_schema(sqlite_url(path), "0007_deliveries_by_seq")
+    assert "ix_records_user_seq" in _indexes(path)
+    async with await open_store(tmp_path, "os") as s:
+        await s.append_many([rec("a", user="u1"), rec("b", user="u2"), rec("c", user="u1")])
+        assert [r.key for r in await s.read("ingest", user_id="u1")] == ["a", "c"]
+    assert "ix_records_user_seq" not in _indexes(path)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(SCRIPT_LOCATION))
+    cfg.set_main_option("path_separator", "os")
+    cfg.set_main_option("sqlalchemy.url", sqlite_url(path))
+    command.downgrade(cfg, "0007_deliveries_by_seq")
     assert "ix_records_user_seq" in _indexes(path)
 
 
