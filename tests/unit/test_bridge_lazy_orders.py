@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tradewire.bridge import IngestBridge, OrderInfo, RunSnapshot, Translation
-from tradewire.bridge.events import epoch_ms, order_payload
+from tradewire.bridge.events import epoch_ms
 from tradewire.bridge.translate import (
     _STATUS_EVENTS,
     _money,
@@ -55,27 +55,18 @@ class _EagerBridge(IngestBridge):
             status=status,
         )
         run.orders[key] = run.orders[order.order_id] = info
-        kinds: list[tuple[EventType, str]] = []
+        kinds: list[EventType] = []
         if known is None:
-            kinds.append((EventType.ORDER_PLACED, "placed"))
+            kinds.append(EventType.ORDER_PLACED)
         kind = _STATUS_EVENTS.get(status)
         if kind is not None and (known is None or _order_info(known).status != status):
-            kinds.append((kind, status.lower()))
+            kinds.append(kind)
+        # The event itself is built as the bridge builds it: what differs is when.
         events: list[Event] = []
-        for kind, suffix in kinds:
+        for kind in kinds:
             if not self.rules[kind].enabled:
                 continue
-            stamp_ms = epoch_ms(when)
-            error = f"order {suffix}" if kind is EventType.ORDER_REJECTED else ""
-            payload = order_payload(
-                order.order_id,
-                info,
-                status=status,
-                when_ms=stamp_ms,
-                exchange=run.exchange,
-                error=error,
-            )
-            event = self._event(kind, f"ingest:order:{key}:{suffix}", run, payload, stamp_ms)
+            event = self._order_event(run, order, info, key, kind, epoch_ms(when))
             if event is not None:
                 events.append(event)
         return events

@@ -190,7 +190,6 @@ class IngestBridge:
         """
         out = self.translate_loaded(seq, user_id, envelope, informational=informational)
         if out is None:
-            self.rules = self._all_rules if informational else self._quiet_rules
             run_id = self.unknown_run(envelope)
             raise KeyError(f"run {run_id!r} is not loaded: call load_run first")
         return out
@@ -203,19 +202,18 @@ class IngestBridge:
         One call where the caller would ask :meth:`unknown_run`, then translate:
         the pump's common case (the run loaded) costs one run lookup.
         """
+        self.rules = self._all_rules if informational else self._quiet_rules
         payload = envelope.payload
-        if user_id is not None and isinstance(payload, IngestEvent):
+        out = Translation()
+        if user_id is None:
+            return out
+        if isinstance(payload, IngestEvent):
             run = self._runs.get(payload.run_id)
             if run is None:
                 return None
-            self.rules = self._all_rules if informational else self._quiet_rules
             self._runs.move_to_end(payload.run_id)
-            out = Translation()
             self._ingest(out, seq, run, payload)
-            return out
-        self.rules = self._all_rules if informational else self._quiet_rules
-        out = Translation()
-        if user_id is not None and isinstance(payload, LogRecord):
+        elif isinstance(payload, LogRecord):
             out.events += self._log(user_id, envelope, payload)
         return out
 

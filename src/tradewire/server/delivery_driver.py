@@ -231,9 +231,8 @@ class DeliveryDriver:
     def _put(self, item: _Input, frames: int = 1) -> None:
         self._inputs.append(item)
         self._queued += frames
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if self._waiter is not None:
+            _release(self._waiter)
 
     def submit(self, event: Event) -> None:
         """Deliver ``event`` like a container's frame, but with no sender: no EventAck is sent.
