@@ -46,6 +46,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     zmq_router_port: int = 5571
     durability: Durability = "fsync"
     store_writer: StoreWriter = "thread"
+    intake_journal: bool = True
     max_frame_bytes: int = 1 << 20
     max_message_bytes: int = 1 << 20
     log_level: str = "INFO"

@@ -115,6 +115,27 @@ class DeliveryEngine:
         """How many events are not finished yet."""
         return len(self._pending)
 
+    def surely_admits(self, event: Event, ahead: int, critical_ahead: int) -> bool:
+        """Would :meth:`accept` take ``event`` as new, storing it, whatever its state then?
+
+        ``ahead`` events of the same user (``critical_ahead`` of them CRITICAL)
+        may reach the engine first. True only when ``event`` is unknown and
+        guaranteed, and the user's queue has room for all of them without
+        evicting or refusing anything: ``accept`` would then answer
+        ``Persist``. False says nothing (the engine decides when it gets it).
+        """
+        if event.priority is Priority.INFORMATIONAL or not event.event_id or not event.user_id:
+            return False
+        if event.event_id in self._pending or self._settled.get(event.event_id) is not None:
+            return False
+        queue = self._by_user.get(event.user_id)
+        pending, critical = (len(queue), queue.critical) if queue is not None else (0, 0)
+        config = self.config
+        if pending + ahead >= config.max_pending_per_user:
+            return False
+        is_critical = event.priority is Priority.CRITICAL
+        return not (is_critical and critical + critical_ahead >= config.max_critical_per_user)
+
     def next_deadline(self) -> int | None:
         """When :meth:`tick` must next be called (ms), or ``None`` if no timer runs."""
         return self._timers.next_at()

@@ -86,6 +86,7 @@ from tradewire.server.delivery_store import (
     stored_delivery,
     user_event_record,
 )
+from tradewire.server.intake_journal import IntakeJournal
 from tradewire.server.metrics import GatewayMetrics
 from tradewire.server.session_ws import LiveSession
 from tradewire.sessions.protocol import encode_user_event
@@ -191,6 +192,7 @@ class DeliveryDriver:
         channels: dict[ChannelType, Channel] | None = None,
         presence: LocalPresence | None = None,
         max_frame_bytes: int,
+        journal: IntakeJournal | None = None,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self.store = store
@@ -202,7 +204,13 @@ class DeliveryDriver:
         self.engine = DeliveryEngine(config, self.presence)
         self.sessions: SessionRegistry[LiveSession] = SessionRegistry()
         self.max_frame_bytes = max_frame_bytes
+        self.journal = journal
         self.clock = clock
+        # event_id -> journal segment, for journaled events the store does not hold yet
+        self._journaled: dict[str, int] = {}
+        self._early_acked: set[str] = set()  # QUEUED went out from the journal: not again
+        # user_id -> [frames, CRITICAL frames] queued for the engine and not fed to it yet
+        self._ahead: dict[str, list[int]] = {}
         self._inputs: list[_Input] = []
         self._queued = 0  # frames in self._inputs (a _SubBatch holds many)
         self._waiter: asyncio.Future[None] | None = None  # run() sleeps on it; _put() wakes it
@@ -239,6 +247,7 @@ class DeliveryDriver:
 
         For events the gateway makes itself (the ingest bridge).
         """
+        self._count_ahead(event)
         self._put(_Frame(None, event))
 
     def session_opened(self, session: LiveSession) -> None:
@@ -279,7 +288,36 @@ class DeliveryDriver:
                     self._event_seqs[delivery.event.event_id] = int(row[6])
             actions = self.engine.restore(stored, self.clock())
             await self._carry_out(actions)
-        log.info("delivery restored", extra={"pending": self.engine.pending_count()})
+        replayed = await self._replay_journal()
+        log.info(
+            "delivery restored",
+            extra={"pending": self.engine.pending_count(), "journal_replayed": replayed},
+        )
+
+    async def _replay_journal(self) -> int:
+        """Feed the frames the journal held at start to the engine, then drop them.
+
+        They were acked QUEUED; the store may hold them already (the engine's
+        dedup window and the store's key answer those), or not, when the
+        gateway stopped between the ack and the commit.
+        """
+        if self.journal is None:
+            return 0
+        count = 0
+        for frames in self.journal.replay():
+            for start in range(0, len(frames), MAX_QUEUED_INPUTS):
+                now = self.clock()
+                actions: list[Action] = []
+                for frame in frames[start : start + MAX_QUEUED_INPUTS]:
+                    decoded = decode_user_event(frame, max_size=self.max_frame_bytes)
+                    if isinstance(decoded, Rejection):  # cannot be: only valid frames are journaled
+                        log.warning("intake journal: undecodable entry skipped")
+                        continue
+                    actions += self._feed_frame(_Frame(None, domain_event(decoded), frame), now)
+                    count += 1
+                await self._carry_out(actions)
+        self.journal.drop_replayed()
+        return count
 
     async def _max_delivery_seq(self) -> int:
         rows = await self.store.query("SELECT max(seq) FROM deliveries")
@@ -372,8 +410,7 @@ class DeliveryDriver:
                 batch, emptied = _drain(self._router_sync, space)
                 if batch:
                     self._router_frames.inc(len(batch))
-                    for parts in batch:
-                        self._on_router_message(parts)
+                    self._take_router_batch(batch)
                 if emptied and not self._router_sent:  # a rejection sent: look again
                     break
             self._watch_router(True)
@@ -397,19 +434,90 @@ class DeliveryDriver:
             self._router_paused = False
             asyncio.get_running_loop().call_soon(self._read_router)
 
-    def _on_router_message(self, parts: list[bytes]) -> None:
+    def _take_router_batch(self, batch: list[list[bytes]]) -> None:
+        """Decode a drained batch; journal and ack what surely gets stored; queue it all.
+
+        With a journal, each event the engine will surely store
+        (:meth:`DeliveryEngine.surely_admits`, counting the user's events
+        queued ahead of it) is appended to it with the rest of the batch in
+        one write (and sync), and acked QUEUED at once; the engine and the
+        store take it after, in order with the batch's other frames. A resend
+        of an event the journal holds but the store not yet is answered
+        QUEUED at once, after the batch's write. Everything else waits for
+        the store's commit, as without a journal.
+        """
+        journal, engine, ahead = self.journal, self.engine, self._ahead
+        items: list[_Frame] = []
+        logged: list[_Frame] = []
+        resent: list[tuple[bytes, str]] = []
+        for parts in batch:
+            item = self._on_router_message(parts)
+            if item is None:
+                continue
+            event = item.event
+            if journal is not None and item.identity is not None:
+                if event.event_id in self._journaled:
+                    resent.append((item.identity, event.event_id))
+                    continue
+                counts = ahead.get(event.user_id)
+                n, critical = (counts[0], counts[1]) if counts is not None else (0, 0)
+                if engine.surely_admits(event, n, critical):
+                    self._journaled[event.event_id] = -1  # its segment, once written
+                    logged.append(item)
+            self._count_ahead(event)
+            items.append(item)
+        if logged:
+            self._journal_and_ack(logged)
+        for identity, event_id in resent:
+            self._send_queued(identity, event_id)
+        for item in items:
+            self._put(item)
+
+    def _journal_and_ack(self, logged: list[_Frame]) -> None:
+        assert self.journal is not None
+        try:
+            segment = self.journal.append([cast(bytes, item.frame) for item in logged])
+        except OSError:  # (a full disk): these wait for the store's commit instead
+            log.exception("intake journal: append failed; acking after the store's commit")
+            for item in logged:
+                del self._journaled[item.event.event_id]
+            return
+        for item in logged:
+            event_id = item.event.event_id
+            self._journaled[event_id] = segment
+            self._early_acked.add(event_id)
+            self._send_queued(cast(bytes, item.identity), event_id)
+
+    def _send_queued(self, identity: bytes, event_id: str) -> None:
+        ack = EventAck(
+            event_id=event_id,
+            status=AckStatus.QUEUED,
+            error_message="",
+            delivered_via=ChannelType.ACTIVE_SESSION,
+        )
+        self._send_frame(identity, encode_event_ack(ack))
+
+    def _count_ahead(self, event: Event) -> None:
+        counts = self._ahead.get(event.user_id)
+        if counts is None:
+            counts = self._ahead[event.user_id] = [0, 0]
+        counts[0] += 1
+        if event.priority is Priority.CRITICAL:
+            counts[1] += 1
+
+    def _on_router_message(self, parts: list[bytes]) -> _Frame | None:
         if len(parts) != 2:
             self.metrics.rejected.labels(endpoint="zmq_router", code="WRONG_FRAME_COUNT").inc()
             if len(parts) > 2 or len(parts) == 1:
-                return
+                return None
         identity, frame = parts[0], parts[-1]
         decoded = decode_user_event(frame, max_size=self.max_frame_bytes)
         if isinstance(decoded, Rejection):
             self.metrics.rejected.labels(endpoint="zmq_router", code=decoded.code).inc()
             self._send_rejection(identity, decoded)
-            return
+            return None
         self._remember_sender(decoded.event_id, identity)
-        self._put(_Frame(identity, domain_event(decoded), frame))
+        return _Frame(identity, domain_event(decoded), frame)
 
     def _send_rejection(self, identity: bytes, rejection: Rejection) -> None:
         where = f" (field {rejection.field})" if rejection.field else ""
@@ -456,10 +564,14 @@ class DeliveryDriver:
         if isinstance(item, _SubBatch):
             return self._feed_sub(item.events, now)
         if isinstance(item, _Frame):
-            accepted = engine.accept(item.event, now)
-            if item.frame is not None and any(isinstance(a, Persist) for a in accepted):
-                self._frames[item.event.event_id] = item.frame  # taken by _write this turn
-            return accepted
+            event = item.event
+            counts = self._ahead.get(event.user_id)
+            if counts is not None:
+                counts[0] -= 1
+                counts[1] -= event.priority is Priority.CRITICAL
+                if counts[0] <= 0:
+                    del self._ahead[event.user_id]
+            return self._feed_frame(item, now)
         if isinstance(item, _Acked):
             actions: list[Action] = []
             for event_id in item.event_ids:
@@ -474,6 +586,21 @@ class DeliveryDriver:
         if isinstance(item, _Opened):
             return self._open(item.session, now)
         return self._close(item.session, now)
+
+    def _feed_frame(self, item: _Frame, now: int) -> list[Action]:
+        event_id = item.event.event_id
+        accepted = self.engine.accept(item.event, now)
+        if any(isinstance(a, Persist) for a in accepted):
+            if item.frame is not None:
+                self._frames[event_id] = item.frame  # taken by _write this turn
+        elif item.identity is not None and event_id in self._journaled:
+            self._release_journaled(event_id)  # journaled but not stored after all: nothing to keep
+        return accepted
+
+    def _release_journaled(self, event_id: str) -> None:
+        segment = self._journaled.pop(event_id, None)
+        if segment is not None and segment >= 0 and self.journal is not None:
+            self.journal.release(segment)
 
     def _feed_sub(self, events: list[UserEvent], now: int) -> list[Action]:
         """Fast-path frames, in order: INFORMATIONAL ones straight to the sessions.
@@ -637,6 +764,9 @@ class DeliveryDriver:
         for slot, event_id in persist_slots:
             if event_id not in ended:  # (settled in the very turn it was persisted)
                 self._event_seqs[event_id] = results[slot].record.seq
+        if self._journaled:
+            for _slot, event_id in persist_slots:
+                self._release_journaled(event_id)  # the store holds it now
         fresh = [eid for slot, eid in persist_slots if not results[slot].duplicate]
         known = [eid for slot, eid in persist_slots if results[slot].duplicate]
         return fresh, known
@@ -702,6 +832,10 @@ class DeliveryDriver:
         return Retryable("no live session took the event")
 
     def _send_ack(self, action: SendAck) -> None:
+        if self._early_acked and action.event_id in self._early_acked:
+            self._early_acked.discard(action.event_id)
+            if action.status is AckStatus.QUEUED:
+                return  # sent when the journal took it
         identity = self._senders.get(action.event_id)
         if identity is None:
             return  # came over the fast path, or the sender is long gone
@@ -749,6 +883,8 @@ class DeliveryDriver:
         for task in list(self._channel_tasks):
             task.cancel()
         await asyncio.gather(*self._channel_tasks, return_exceptions=True)
+        if self.journal is not None:  # what it still holds is replayed at the next start
+            self.journal.close()
 
 
 def _release(waiter: asyncio.Future[None]) -> None:

@@ -41,6 +41,7 @@ from tradewire.server.app import create_asgi
 from tradewire.server.bridge_pump import BridgePump
 from tradewire.server.delivery_driver import DeliveryDriver
 from tradewire.server.ingest_health import HealthWatch, heartbeat_policy
+from tradewire.server.intake_journal import IntakeJournal
 from tradewire.server.metrics import GatewayMetrics
 from tradewire.server.notifications import (
     TelegramLink,
@@ -167,6 +168,7 @@ class Gateway:
                 config=delivery_config(self.settings, frozenset(self.notifications.channels)),
                 channels=self.notifications.channels,
                 max_frame_bytes=self.settings.max_frame_bytes,
+                journal=self._intake_journal(),
             )
             await self.delivery.restore()
             await self._start_bridge()
@@ -184,6 +186,13 @@ class Gateway:
         await self.notifications.aclose()
         self._close_sockets()
         await self.store.close()
+
+    def _intake_journal(self) -> IntakeJournal | None:
+        """Guaranteed events are acked once in it (docs/concepts/delivery.md#the-intake-journal)."""
+        if not self.settings.intake_journal:
+            return None
+        directory = self.settings.data_dir / "intake"
+        return IntakeJournal(directory, sync=self.settings.durability == "fsync")
 
     def _bind_all(self) -> None:
         s = self.settings
