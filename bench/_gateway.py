@@ -120,6 +120,7 @@ def running_gateway(
     *,
     nofile: int | None = None,
     timeout: float = 30.0,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Gateway]:
     """Start ``tradewire serve`` on a fresh data dir and ephemeral ports; stop it after."""
     with tempfile.TemporaryDirectory(prefix="bench-gw-") as tmp:
@@ -130,7 +131,7 @@ def running_gateway(
             "--http-port", "0", "--zmq-sub-port", "0", "--zmq-router-port", "0",
             "--durability", durability,
         ]  # fmt: skip
-        env = {**os.environ, "TRADEWIRE_LOG_FORMAT": "json"}
+        env = {**os.environ, "TRADEWIRE_LOG_FORMAT": "json", **(env or {})}
         proc = subprocess.Popen(
             args,
             stdout=subprocess.PIPE,

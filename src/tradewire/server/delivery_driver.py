@@ -205,6 +205,8 @@ class DeliveryDriver:
         self.sessions: SessionRegistry[LiveSession] = SessionRegistry()
         self.max_frame_bytes = max_frame_bytes
         self.journal = journal
+        if journal is not None:
+            metrics.journal_unreleased.set_function(journal.unreleased)
         self.clock = clock
         # event_id -> journal segment, for journaled events the store does not hold yet
         self._journaled: dict[str, int] = {}
@@ -482,6 +484,7 @@ class DeliveryDriver:
             for item in logged:
                 del self._journaled[item.event.event_id]
             return
+        self.metrics.journaled.inc(len(logged))
         for item in logged:
             event_id = item.event.event_id
             self._journaled[event_id] = segment
@@ -497,7 +500,16 @@ class DeliveryDriver:
         )
         self._send_frame(identity, encode_event_ack(ack))
 
-    def _count_ahead(self, event: Event) -> None:
+    def _count_fed(self, event: Event | UserEvent) -> None:
+        """``event``, counted by :meth:`_count_ahead`, reaches the engine now."""
+        counts = self._ahead.get(event.user_id)
+        if counts is not None:
+            counts[0] -= 1
+            counts[1] -= event.priority is Priority.CRITICAL
+            if counts[0] <= 0:
+                del self._ahead[event.user_id]
+
+    def _count_ahead(self, event: Event | UserEvent) -> None:
         counts = self._ahead.get(event.user_id)
         if counts is None:
             counts = self._ahead[event.user_id] = [0, 0]
@@ -545,6 +557,8 @@ class DeliveryDriver:
                     self.metrics.rejected.labels(endpoint="zmq_sub", code="NO_SESSION").inc()
                 else:
                     events.append(decoded)
+                    if decoded.priority is not Priority.INFORMATIONAL:
+                        self._count_ahead(decoded)  # (it can take room in the user's queue)
             if events:  # one input (and one wake-up of the driver) per batch
                 self._put(_SubBatch(events), len(events))
 
@@ -564,13 +578,7 @@ class DeliveryDriver:
         if isinstance(item, _SubBatch):
             return self._feed_sub(item.events, now)
         if isinstance(item, _Frame):
-            event = item.event
-            counts = self._ahead.get(event.user_id)
-            if counts is not None:
-                counts[0] -= 1
-                counts[1] -= event.priority is Priority.CRITICAL
-                if counts[0] <= 0:
-                    del self._ahead[event.user_id]
+            self._count_fed(item.event)
             return self._feed_frame(item, now)
         if isinstance(item, _Acked):
             actions: list[Action] = []
@@ -623,6 +631,8 @@ class DeliveryDriver:
                 delivered += taken
                 dropped += not taken
             else:
+                if wire.priority is not Priority.INFORMATIONAL:
+                    self._count_fed(wire)
                 actions += engine.accept(domain_event(wire), now)
         self._count_settled(DeliveryState.DELIVERED, delivered)  # once per batch, not per event
         self._count_settled(DeliveryState.DROPPED, dropped)

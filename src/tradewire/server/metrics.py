@@ -31,6 +31,16 @@ class GatewayMetrics:
             ["priority", "state"],
             registry=r,
         )
+        self.journaled = Counter(
+            "tradewire_intake_journaled",
+            "Guaranteed events acked QUEUED from the intake journal, before the store's commit",
+            registry=r,
+        )
+        self.journal_unreleased = Gauge(
+            "tradewire_intake_journal_unreleased",
+            "Intake journal entries whose events the store does not hold yet",
+            registry=r,
+        )
         self.http_requests = Counter(
             "tradewire_http_requests", "HTTP requests served, by route", ["route"], registry=r
         )
