@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pytest
 import zmq
@@ -50,44 +52,64 @@ class Rig:
         return await self.dealer.poll(int(QUIET * 1000)) == 0
 
     async def stored(self) -> list[str]:
-        rows = await self.store.query(
-            "SELECT key FROM records WHERE stream = ?", (USER_EVENT_STREAM,)
-        )
-        return [str(row[0]) for row in rows]
+        return await _stored_keys(self.driver)
 
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    store = await open_store(tmp_path / "data", "fsync", projectors=all_projectors())
-    journal = IntakeJournal(tmp_path / "data" / "intake", sync=True)
+    config = DeliveryConfig(max_critical_per_user=2)
+    async with restarted(tmp_path / "data", "fsync", config) as driver:
+        assert driver.journal is not None
+        router = driver.router
+        router.bind("tcp://127.0.0.1:0")
+        dealer = zmq.asyncio.Context.instance().socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.connect(router.getsockopt_string(zmq.LAST_ENDPOINT))
+        tasks = [asyncio.create_task(driver.pump_router())]
+        try:
+            yield Rig(driver, driver.journal, driver.store, dealer, tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            dealer.close(0)
+
+
+@asynccontextmanager
+async def restarted(
+    data: Path, durability: Literal["fsync", "os"], config: DeliveryConfig | None = None
+) -> AsyncIterator[DeliveryDriver]:
+    """A driver restored (journal replayed) on ``data``, as a gateway's start does; closed after."""
+    store = await open_store(data, durability, projectors=all_projectors())
     ctx = zmq.asyncio.Context()
-    router, sub, dealer = ctx.socket(zmq.ROUTER), ctx.socket(zmq.SUB), ctx.socket(zmq.DEALER)
-    for sock in (router, sub, dealer):
+    router, sub = ctx.socket(zmq.ROUTER), ctx.socket(zmq.SUB)
+    for sock in (router, sub):
         sock.setsockopt(zmq.LINGER, 0)
-    router.bind("tcp://127.0.0.1:0")
-    dealer.connect(router.getsockopt_string(zmq.LAST_ENDPOINT))
-    driver = DeliveryDriver(
-        store=store,
-        router=router,
-        sub=sub,
-        metrics=GatewayMetrics(),
-        config=DeliveryConfig(max_critical_per_user=2),
-        max_frame_bytes=65536,
-        journal=journal,
-    )
-    await driver.restore()
-    tasks = [asyncio.create_task(driver.pump_router())]
     try:
-        yield Rig(driver, journal, store, dealer, tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        driver = DeliveryDriver(
+            store=store,
+            router=router,
+            sub=sub,
+            metrics=GatewayMetrics(),
+            config=config or DeliveryConfig(),
+            max_frame_bytes=65536,
+            journal=IntakeJournal(data / "intake", sync=durability == "fsync"),
+        )
+        await driver.restore()
+        yield driver
         await driver.close()
-        for sock in (router, sub, dealer):
-            sock.close(0)
+    finally:
+        router.close(0)
+        sub.close(0)
         ctx.term()
         await store.close()
+
+
+async def _stored_keys(driver: DeliveryDriver) -> list[str]:
+    rows = await driver.store.query(
+        "SELECT key FROM records WHERE stream = ?", (USER_EVENT_STREAM,)
+    )
+    return [str(row[0]) for row in rows]
 
 
 async def test_a_resend_before_the_engine_took_the_event_is_queued_once_and_stored_once(
@@ -139,27 +161,21 @@ async def test_what_the_journal_held_at_a_crash_is_replayed_once(tmp_path: Path)
     journal.append([encode_user_event(e) for e in events])
     journal.append([encode_user_event(events[0])])  # a resend that made it in twice
     journal.close()
-    store = await open_store(data, "fsync", projectors=all_projectors())
-    ctx = zmq.asyncio.Context()
-    router, sub = ctx.socket(zmq.ROUTER), ctx.socket(zmq.SUB)
-    try:
-        driver = DeliveryDriver(
-            store=store,
-            router=router,
-            sub=sub,
-            metrics=GatewayMetrics(),
-            config=DeliveryConfig(),
-            max_frame_bytes=65536,
-            journal=IntakeJournal(data / "intake", sync=True),
-        )
-        await driver.restore()
-        rows = await store.query("SELECT key FROM records WHERE stream = ?", (USER_EVENT_STREAM,))
-        assert sorted(str(r[0]) for r in rows) == sorted(e.event_id for e in events)
+    async with restarted(data, "fsync") as driver:
+        assert sorted(await _stored_keys(driver)) == sorted(e.event_id for e in events)
         assert driver.engine.pending_count() == 3  # delivering goes on from here
-        await driver.close()
-    finally:
-        router.close(0)
-        sub.close(0)
-        ctx.term()
-        await store.close()
     assert [p.name for p in (data / "intake").iterdir()] == ["intake-00000002.journal"]
+
+
+async def test_an_entry_that_is_not_an_event_is_skipped_and_the_rest_replayed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only decoded frames are journaled; a foreign entry (intact CRC) must not stop a start."""
+    data = tmp_path / "data"
+    good = make_event("after-junk")
+    journal = IntakeJournal(data / "intake", sync=False)
+    journal.append([b"\x20not a user event", encode_user_event(good)])
+    journal.close()
+    async with restarted(data, "os") as driver:
+        assert await _stored_keys(driver) == [good.event_id]
+    assert "undecodable entry skipped" in caplog.text

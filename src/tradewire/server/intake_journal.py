@@ -49,7 +49,7 @@ log = logging.getLogger("tradewire.delivery")
 
 _HEADER = struct.Struct("<II")
 _NAME = re.compile(r"^intake-(\d{8})\.journal$")
-SEGMENT_BYTES = 64 << 20
+SEGMENT_BYTES = 16 << 20
 """A segment takes no new entries past this size: a new one starts."""
 TRUNCATE_BYTES = 4 << 20
 """The segment being written is emptied once it is this big and fully released."""
