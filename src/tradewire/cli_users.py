@@ -17,6 +17,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from tradewire.channels._recipient import parse_allowed_hosts
 from tradewire.cli import common_options, reports_errors, settings_from
 from tradewire.projections import all_projectors
 from tradewire.store.sqlite import SqliteStore, open_store
@@ -85,7 +86,10 @@ def users_set(
         opt_outs=[] if clear_opt_outs else (list(opt_outs) or None),
     )
     try:
-        profile = _with_store(settings.data_dir, lambda s: update_profile(s, user_id, change))
+        hosts = parse_allowed_hosts(settings.webhook_allowed_hosts)
+        profile = _with_store(
+            settings.data_dir, lambda s: update_profile(s, user_id, change, hosts)
+        )
     except ValueError as exc:
         field, message = exc.args
         raise click.BadParameter(message, param_hint=f"--{field.replace('_', '-')}") from None

@@ -66,6 +66,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     templates_dir: Path | None = None
     channel_http_timeout_seconds: float = 10.0
     chat_webhooks: bool = True
+    webhook_allowed_hosts: str = ""
     telegram_bot_token: str = msgspec.field(default="")
     telegram_api_base: str = "https://api.telegram.org"
     telegram_poll: bool = True

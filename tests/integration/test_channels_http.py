@@ -18,9 +18,12 @@ from http.server import HTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import pytest
 
+from tests.integration.gateway_proc import running_gateway
+from tests.integration.userevents import token_for
 from tests.loopback.discord_api import FakeDiscord, rate_limited
 from tests.loopback.json_sink import FakeJsonSink
 from tests.loopback.server import Scripted
@@ -672,3 +675,76 @@ async def test_apprise_posts_through_its_json_plugin() -> None:
     assert document["message"] == message.text
     assert document["type"] == "warning"
     assert refused == PermanentFailure("apprise does not understand the nope:// URL")
+
+
+# -- webhook_allowed_hosts: a user's URL on a host the operator did not list -------------
+
+
+async def test_user_webhook_urls_on_hosts_not_allowed_are_never_posted_to(
+    discord: FakeDiscord, slack: FakeSlack, receiver: FakeReceiver
+) -> None:
+    """Each adapter refuses at send time (a profile stored before the setting changed).
+
+    The loopback servers listen on 127.0.0.1: with rules that do not list it,
+    every attempt is a permanent failure naming the host and nothing reaches
+    them; listing it lets the same sends through.
+    """
+    directory = InMemoryDirectory(
+        [
+            UserProfile(
+                "u1",
+                discord_webhook_url=discord.url(),
+                slack_webhook_url=slack.url(),
+                webhook_url=receiver.url(),
+            )
+        ]
+    )
+
+    def adapters(rules: tuple[str, ...]) -> list[DiscordChannel | SlackChannel | WebhookChannel]:
+        return [
+            DiscordChannel(directory, RENDERER, timeout_s=2, allowed_hosts=rules),
+            SlackChannel(directory, RENDERER, timeout_s=2, allowed_hosts=rules),
+            WebhookChannel(
+                directory,
+                RENDERER,
+                channel_type=ChannelType.SLACK,
+                secret=SECRET,
+                timeout_s=2,
+                allowed_hosts=rules,
+            ),
+        ]
+
+    for adapter in adapters(("discord.com", ".slack.com")):
+        async with adapter:
+            outcome = await adapter.send(event(), 1)
+        assert isinstance(outcome, PermanentFailure), outcome
+        assert "127.0.0.1" in outcome.error and "webhook_allowed_hosts" in outcome.error
+    assert (discord.received, slack.received, receiver.received) == ([], [], [])
+    for adapter in adapters(("127.0.0.1",)):
+        async with adapter:
+            outcome = await adapter.send(event(), 1)
+        assert not isinstance(outcome, PermanentFailure | Retryable), outcome
+    assert [len(s.received) for s in (discord, slack, receiver)] == [1, 1, 1]
+
+
+async def test_the_profile_api_refuses_a_webhook_url_on_a_host_not_allowed(
+    tmp_path: Path,
+) -> None:
+    """A real gateway with ``TRADEWIRE_WEBHOOK_ALLOWED_HOSTS``: 422 naming the field, or 200."""
+    env = {"TRADEWIRE_WEBHOOK_ALLOWED_HOSTS": ".slack.com"}
+    with running_gateway(tmp_path / "data", env=env) as gw:
+        url = f"{gw.http}/api/users/alice/profile"
+        headers = {"Authorization": f"Bearer {token_for(gw, 'alice')}"}
+        async with httpx.AsyncClient(timeout=30) as client:
+            refused = await client.patch(
+                url, json={"webhook_url": "http://10.0.0.5:8080/hook"}, headers=headers
+            )
+            taken = await client.patch(
+                url, json={"slack_webhook_url": "https://hooks.slack.com/T/B/x"}, headers=headers
+            )
+        assert gw.stop() == 0
+    assert refused.status_code == 422, refused.text
+    detail = refused.json()["detail"]
+    assert (detail["code"], detail["field"]) == ("VALIDATION_ERROR", "webhook_url")
+    assert "10.0.0.5" in detail["message"] and "webhook_allowed_hosts" in detail["message"]
+    assert taken.status_code == 200, taken.text

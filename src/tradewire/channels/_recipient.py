@@ -9,7 +9,38 @@ from tradewire.channels.directory import Unknown, UserDirectory, UserProfile, ca
 from tradewire.delivery.ports import PermanentFailure, Retryable
 from tradewire.errors import TradewireError
 
-__all__ = ["find_profile", "find_url", "known_profile", "url_problem"]
+__all__ = [
+    "find_profile",
+    "find_url",
+    "host_allowed",
+    "known_profile",
+    "parse_allowed_hosts",
+    "url_problem",
+]
+
+
+def parse_allowed_hosts(text: str) -> tuple[str, ...]:
+    """``webhook_allowed_hosts`` as rules: ``"discord.com, .slack.com"`` -> two rules.
+
+    A rule is a host name or address, matched exactly, or ``.domain``, which
+    matches the domain and every name under it. Case and a trailing dot do
+    not matter. No rules: any host is allowed.
+    """
+    return tuple(rule.strip().lower().rstrip(".") for rule in text.split(",") if rule.strip(" ."))
+
+
+def host_allowed(host: str, rules: tuple[str, ...]) -> bool:
+    """Whether ``host`` passes ``rules`` (:func:`parse_allowed_hosts`); no rules: yes."""
+    if not rules:
+        return True
+    host = host.lower().rstrip(".")
+    for rule in rules:
+        if rule.startswith("."):
+            if host == rule[1:] or host.endswith(rule):
+                return True
+        elif host == rule:
+            return True
+    return False
 
 
 async def find_profile(
@@ -35,8 +66,14 @@ def known_profile(
     return found
 
 
-def url_problem(url: str, what: str) -> PermanentFailure | None:
-    """Why ``url`` cannot be posted to (not http(s), no host), without showing it."""
+def url_problem(
+    url: str, what: str, allowed_hosts: tuple[str, ...] = ()
+) -> PermanentFailure | None:
+    """Why ``url`` cannot be posted to (not http(s), no host, a host not allowed).
+
+    The message never shows the URL (it is the credential); a refused host
+    is named, with the setting that refuses it.
+    """
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -44,11 +81,20 @@ def url_problem(url: str, what: str) -> PermanentFailure | None:
         return PermanentFailure(f"{what} is not a valid URL")
     if parts.scheme not in ("http", "https") or not host:
         return PermanentFailure(f"{what} must be an http(s) URL")
+    if not host_allowed(host, allowed_hosts):
+        return PermanentFailure(
+            f"{what} points at {host}, which the operator's webhook_allowed_hosts does not "
+            "list: add the host there, or set a URL on an allowed host"
+        )
     return None
 
 
 async def find_url(
-    directory: UserDirectory, user_id: str, pick: Callable[[UserProfile], str], what: str
+    directory: UserDirectory,
+    user_id: str,
+    pick: Callable[[UserProfile], str],
+    what: str,
+    allowed_hosts: tuple[str, ...] = (),
 ) -> tuple[UserProfile, str] | Retryable | PermanentFailure:
     """The user's profile and the URL ``pick`` chooses from it, or why there is none.
 
@@ -61,4 +107,4 @@ async def find_url(
     url = pick(profile)
     if not url:
         return PermanentFailure(f"user has no {what}")
-    return url_problem(url, f"the {what} URL") or (profile, url)
+    return url_problem(url, f"the {what} URL", allowed_hosts) or (profile, url)

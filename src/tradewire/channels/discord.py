@@ -114,8 +114,10 @@ class DiscordChannel(OwnsHttpClient):
         clock: Clock | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         http: HttpClient | None = None,
+        allowed_hosts: tuple[str, ...] = (),
     ) -> None:
         self._directory = directory
+        self._allowed_hosts = allowed_hosts
         self._renderer = renderer
         self._clock = clock or SystemClock()
         super().__init__(http=http, timeout_s=timeout_s)
@@ -135,7 +137,11 @@ class DiscordChannel(OwnsHttpClient):
     async def send(self, event: Event, attempt: int) -> DeliveryOutcome:
         """Post ``event`` to the user's Discord webhook and report the outcome."""
         found = await find_url(
-            self._directory, event.user_id, lambda p: p.discord_webhook_url, "Discord webhook"
+            self._directory,
+            event.user_id,
+            lambda p: p.discord_webhook_url,
+            "Discord webhook",
+            self._allowed_hosts,
         )
         if not isinstance(found, tuple):
             return found

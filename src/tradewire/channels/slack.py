@@ -79,8 +79,10 @@ class SlackChannel(OwnsHttpClient):
         clock: Clock | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         http: HttpClient | None = None,
+        allowed_hosts: tuple[str, ...] = (),
     ) -> None:
         self._directory = directory
+        self._allowed_hosts = allowed_hosts
         self._renderer = renderer
         self._clock = clock or SystemClock()
         super().__init__(http=http, timeout_s=timeout_s)
@@ -98,7 +100,11 @@ class SlackChannel(OwnsHttpClient):
     async def send(self, event: Event, attempt: int) -> DeliveryOutcome:
         """Post ``event`` to the user's Slack webhook and report the outcome."""
         found = await find_url(
-            self._directory, event.user_id, lambda p: p.slack_webhook_url, "Slack webhook"
+            self._directory,
+            event.user_id,
+            lambda p: p.slack_webhook_url,
+            "Slack webhook",
+            self._allowed_hosts,
         )
         if not isinstance(found, tuple):
             return found

@@ -184,10 +184,12 @@ class WebhookChannel(OwnsHttpClient):
         clock: Clock | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         http: HttpClient | None = None,
+        allowed_hosts: tuple[str, ...] = (),
     ) -> None:
         self._directory = directory
         self._renderer = renderer
         self._channel_type = channel_type
+        self._allowed_hosts = allowed_hosts
         self._secret = secret
         self._clock = clock or SystemClock()
         super().__init__(http=http, timeout_s=timeout_s)
@@ -207,7 +209,9 @@ class WebhookChannel(OwnsHttpClient):
 
     async def send(self, event: Event, attempt: int) -> DeliveryOutcome:
         """POST ``event`` to the user's webhook and report the outcome."""
-        found = await find_url(self._directory, event.user_id, lambda p: p.webhook_url, "webhook")
+        found = await find_url(
+            self._directory, event.user_id, lambda p: p.webhook_url, "webhook", self._allowed_hosts
+        )
         if not isinstance(found, tuple):
             return found
         profile, url = found

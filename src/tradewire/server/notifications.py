@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tradewire.channels._recipient import parse_allowed_hosts
 from tradewire.channels.apprise_channel import AppriseChannel
 from tradewire.channels.discord import DiscordChannel
 from tradewire.channels.email import EmailChannel, SmtpSettings
@@ -187,15 +188,20 @@ def _chat_slots(
     built: NotificationChannels,
 ) -> dict[ChannelType, Channel]:
     timeout = settings.channel_http_timeout_seconds
-    discord = DiscordChannel(directory, renderer, timeout_s=timeout)
-    slack = SlackChannel(directory, renderer, timeout_s=timeout)
+    hosts = parse_allowed_hosts(settings.webhook_allowed_hosts)
+    discord = DiscordChannel(directory, renderer, timeout_s=timeout, allowed_hosts=hosts)
+    slack = SlackChannel(directory, renderer, timeout_s=timeout, allowed_hosts=hosts)
     slots: dict[ChannelType, Channel] = {}
     for kind, native, name, has_native in (
         (ChannelType.DISCORD, discord, "Discord", lambda p: bool(p.discord_webhook_url)),
         (ChannelType.SLACK, slack, "Slack", lambda p: bool(p.slack_webhook_url)),
     ):
         hook = WebhookChannel(
-            directory, renderer, channel_type=kind, secret=settings.webhook_secret
+            directory,
+            renderer,
+            channel_type=kind,
+            secret=settings.webhook_secret,
+            allowed_hosts=hosts,
         )
         built.closers.append(hook.aclose)
         slots[kind] = SlotChannel(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
+from tradewire.channels._recipient import parse_allowed_hosts
 from tradewire.channels.directory import PushSubscription
 from tradewire.server.events_routes import session_user
 from tradewire.users import ProfileChange, StoreDirectory, add_push_subscription, update_profile
@@ -61,6 +62,7 @@ def _own(gateway: Gateway, request: Request, user_id: str) -> None:
 def create_users_router(gateway: Gateway) -> APIRouter:
     """Routes under ``/api/users/{user_id}/profile`` and ``.../push-subscriptions``."""
     router = APIRouter(tags=["users"])
+    hosts = parse_allowed_hosts(gateway.settings.webhook_allowed_hosts)
 
     @router.get("/api/push/vapid-public-key")
     async def vapid_public_key() -> dict[str, str]:
@@ -85,7 +87,7 @@ def create_users_router(gateway: Gateway) -> APIRouter:
         _own(gateway, request, user_id)
         change = ProfileChange(**patch.model_dump(exclude_unset=True))
         try:
-            profile = await update_profile(gateway.store, user_id, change)
+            profile = await update_profile(gateway.store, user_id, change, hosts)
         except ValueError as exc:
             field, message = exc.args
             raise HTTPException(

@@ -26,6 +26,7 @@ from typing import Any, Final, Protocol
 
 import msgspec
 
+from tradewire.channels._recipient import url_problem
 from tradewire.channels.directory import UNKNOWN, PushSubscription, Unknown, UserProfile
 from tradewire.channels.preferences import OptOut, QuietHours, zone
 from tradewire.delivery.model import ChannelType
@@ -92,7 +93,7 @@ class ProfileChange(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     quiet_hours: str | None = None
     opt_outs: list[str] | None = None
 
-    def validate(self) -> tuple[str, str] | None:
+    def validate(self, allowed_hosts: tuple[str, ...] = ()) -> tuple[str, str] | None:
         """``(field, message)`` of the first invalid value, or ``None``."""
         if self.email and ("@" not in self.email or any(c.isspace() for c in self.email)):
             return "email", f"not an email address: {self.email!r}"
@@ -100,6 +101,9 @@ class ProfileChange(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
             value = getattr(self, name)
             if value and not value.startswith(("https://", "http://")):
                 return name, f"{name} must be an http(s) URL"
+            refused = url_problem(value, name, allowed_hosts) if value else None
+            if refused is not None:
+                return name, refused.error
         if self.timezone is not None:
             try:
                 zone(self.timezone)
@@ -243,12 +247,19 @@ def _record(kind: str, user_id: str, body: msgspec.Struct, key: str | None = Non
     )
 
 
-async def update_profile(store: DirectoryStore, user_id: str, change: ProfileChange) -> UserProfile:
+async def update_profile(
+    store: DirectoryStore,
+    user_id: str,
+    change: ProfileChange,
+    allowed_hosts: tuple[str, ...] = (),
+) -> UserProfile:
     """Validate and store ``change``; returns the profile after it.
 
-    Raises ``ValueError`` with ``args == (field, message)`` for an invalid value.
+    ``allowed_hosts``: the ``webhook_allowed_hosts`` rules the webhook URLs
+    must pass (none: any host). Raises ``ValueError`` with
+    ``args == (field, message)`` for an invalid value.
     """
-    problem = change.validate()
+    problem = change.validate(allowed_hosts)
     if problem is not None:
         raise ValueError(*problem)
     await store.append(_record("profile_set", user_id, _ProfileSet(user_id=user_id, change=change)))
