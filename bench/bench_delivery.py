@@ -198,6 +198,10 @@ def _variant_name(durability: str, journal: bool) -> str:
     return f"tradewire (durability={durability}{'' if journal else ', no journal'})"
 
 
+def _variant_env(journal: bool) -> dict[str, str]:
+    return {"TRADEWIRE_INTAKE_JOURNAL": "true" if journal else "false"}
+
+
 def _measure_tradewire(
     durability: Literal["fsync", "os"],
     journal: bool,
@@ -216,7 +220,7 @@ def _measure_tradewire(
             f"synchronous={sync})"
         )
     result = _Result(_variant_name(durability, journal), survives, means, {})
-    env = {"TRADEWIRE_INTAKE_JOURNAL": "true" if journal else "false"}
+    env = _variant_env(journal)
     for window, (ids, frames) in frame_sets.items():
         with running_gateway(durability, env=env) as gw, _dealer(gw) as sock:
             _warm(sock, AckStatus.QUEUED)
@@ -720,7 +724,7 @@ def _paced_section(sizes: _Sizes) -> Section:
     out: list[str] = []
     for durability, journal in _VARIANTS:
         name = _variant_name(durability, journal)
-        env = {"TRADEWIRE_INTAKE_JOURNAL": "true" if journal else "false"}
+        env = _variant_env(journal)
         try:
             with running_gateway(durability, env=env) as gw, _dealer(gw) as sock:
                 _warm(sock, AckStatus.QUEUED)

@@ -46,7 +46,7 @@ import asyncio
 import logging
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeAlias, cast
 
@@ -518,12 +518,7 @@ class DeliveryDriver:
             self._send_queued(cast(bytes, item.identity), event_id)
 
     def _send_queued(self, identity: bytes, event_id: str) -> None:
-        ack = EventAck(
-            event_id=event_id,
-            status=AckStatus.QUEUED,
-            error_message="",
-            delivered_via=ChannelType.ACTIVE_SESSION,
-        )
+        ack = EventAck(event_id=event_id, status=AckStatus.QUEUED)  # the defaults: no error, via -
         self._send_frame(identity, encode_event_ack(ack))
 
     def _count_fed(self, event: Event | UserEvent) -> None:
@@ -632,9 +627,15 @@ class DeliveryDriver:
         return accepted
 
     def _release_journaled(self, event_id: str) -> None:
-        segment = self._journaled.pop(event_id, None)
-        if segment is not None and segment >= 0 and self.journal is not None:
-            self.journal.release(segment)
+        self._release_segments({self._journaled.pop(event_id, -1): 1})
+
+    def _release_segments(self, counts: Mapping[int, int]) -> None:
+        """Release ``count`` entries of each journal segment (-1: not journaled, or not yet)."""
+        if self.journal is None:
+            return
+        for segment, count in counts.items():
+            if segment >= 0:
+                self.journal.release(segment, count)
 
     def _feed_sub(self, events: list[UserEvent], now: int) -> list[Action]:
         """Fast-path frames, in order: INFORMATIONAL ones straight to the sessions.
@@ -803,9 +804,9 @@ class DeliveryDriver:
         for slot, event_id in persist_slots:
             if event_id not in ended:  # (settled in the very turn it was persisted)
                 self._event_seqs[event_id] = results[slot].record.seq
-        if self._journaled:
-            for _slot, event_id in persist_slots:
-                self._release_journaled(event_id)  # the store holds it now
+        if self._journaled:  # the store holds them now: one release per segment
+            segments = Counter(self._journaled.pop(eid, -1) for _slot, eid in persist_slots)
+            self._release_segments(segments)
         fresh = [eid for slot, eid in persist_slots if not results[slot].duplicate]
         known = [eid for slot, eid in persist_slots if results[slot].duplicate]
         return fresh, known

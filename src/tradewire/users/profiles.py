@@ -99,10 +99,8 @@ class ProfileChange(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
             return "email", f"not an email address: {self.email!r}"
         for name in ("discord_webhook_url", "slack_webhook_url", "webhook_url"):
             value = getattr(self, name)
-            if value and not value.startswith(("https://", "http://")):
-                return name, f"{name} must be an http(s) URL"
             refused = url_problem(value, name, allowed_hosts) if value else None
-            if refused is not None:
+            if refused is not None:  # not http(s), no host, or a host not allowed
                 return name, refused.error
         if self.timezone is not None:
             try:
